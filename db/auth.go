@@ -1,0 +1,161 @@
+package db
+
+import (
+	"fmt"
+	"strings"
+
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// policy is what a connection lets a statement do. SQLite asks the
+// authorizer while it compiles a statement, so the decision is SQLite's own
+// reading of the statement, never a match on its text.
+type policy uint8
+
+const (
+	// policyInternal allows everything: the node's own statements.
+	policyInternal policy = iota
+	// policyWrite allows what a replicated write may do (DESIGN.md
+	// "Deterministic replay": no ATTACH, temp objects, transaction control,
+	// PRAGMA outside the read allow-list, load_extension, _walship tables).
+	policyWrite
+	// policyRead allows reading only.
+	policyRead
+	// policyClassify records and allows everything: the statement is
+	// prepared to be classified, never stepped.
+	policyClassify
+)
+
+// authState is the authorizer's policy and what it saw of the statement
+// being prepared.
+type authState struct {
+	policy  policy
+	schema  bool   // a CREATE/ALTER/DROP action was seen
+	dml     bool   // the statement itself (not a trigger) inserts, updates or deletes rows
+	insert  bool   // the statement itself inserts rows
+	writes  bool   // any action that changes the database was seen
+	refused string // the first refused action, why
+}
+
+func (a *authState) reset(p policy) { *a = authState{policy: p} }
+
+// readPragmas may be run as queries (without a value). pragmasWithArg take
+// a table, index or count as their argument and stay read-only with it.
+var (
+	readPragmas = map[string]bool{
+		"application_id": true, "collation_list": true, "compile_options": true,
+		"data_version": true, "database_list": true, "encoding": true,
+		"foreign_key_check": true, "foreign_key_list": true, "foreign_keys": true,
+		"freelist_count": true, "function_list": true, "index_info": true,
+		"index_list": true, "index_xinfo": true, "integrity_check": true,
+		"journal_mode": true, "module_list": true, "page_count": true,
+		"page_size": true, "pragma_list": true, "quick_check": true,
+		"recursive_triggers": true, "schema_version": true, "table_info": true,
+		"table_list": true, "table_xinfo": true, "user_version": true,
+	}
+	pragmasWithArg = map[string]bool{
+		"foreign_key_check": true, "foreign_key_list": true, "index_info": true,
+		"index_list": true, "index_xinfo": true, "integrity_check": true,
+		"quick_check": true, "table_info": true, "table_list": true, "table_xinfo": true,
+	}
+	// refusedFuncs are functions no replicated write may call: their result
+	// depends on the node or the connection's history, or they reach outside
+	// the database.
+	refusedFuncs = map[string]string{
+		"load_extension": "load_extension() is not allowed",
+		"total_changes":  "total_changes() is not allowed in writes: it counts the changes of the connection's whole life, which differs between nodes",
+	}
+)
+
+func isSQLiteName(name string) bool {
+	return len(name) >= 7 && strings.EqualFold(name[:7], "sqlite_")
+}
+
+func isInternalName(name string) bool {
+	return len(name) >= 8 && strings.EqualFold(name[:8], "_walship")
+}
+
+// authorize is SQLite's authorizer for c: it records what the statement does
+// and refuses what the policy forbids.
+func (c *conn) authorize(action int32, arg1, arg2, dbName, trigger string) int32 {
+	a := &c.auth
+	deny := func(why string) int32 {
+		if a.refused == "" {
+			a.refused = why
+		}
+		if a.policy == policyClassify {
+			return sqlite3.SQLITE_OK
+		}
+		return sqlite3.SQLITE_DENY
+	}
+	switch action {
+	case sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_CREATE_TRIGGER,
+		sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_DROP_INDEX, sqlite3.SQLITE_DROP_TABLE,
+		sqlite3.SQLITE_DROP_TRIGGER, sqlite3.SQLITE_DROP_VIEW, sqlite3.SQLITE_ALTER_TABLE,
+		sqlite3.SQLITE_CREATE_VTABLE, sqlite3.SQLITE_DROP_VTABLE:
+		a.writes = true
+		if !isSQLiteName(arg1) {
+			a.schema = true
+		}
+	case sqlite3.SQLITE_ANALYZE, sqlite3.SQLITE_REINDEX:
+		a.writes = true
+	case sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE:
+		a.writes = true
+		if trigger == "" && !isSQLiteName(arg1) {
+			a.dml = true
+			a.insert = a.insert || action == sqlite3.SQLITE_INSERT
+		}
+	}
+	if a.policy == policyInternal {
+		return sqlite3.SQLITE_OK
+	}
+	switch action {
+	case sqlite3.SQLITE_ATTACH:
+		return deny("ATTACH is not allowed: every node holds exactly one database")
+	case sqlite3.SQLITE_DETACH:
+		return deny("DETACH is not allowed")
+	case sqlite3.SQLITE_CREATE_TEMP_INDEX, sqlite3.SQLITE_CREATE_TEMP_TABLE,
+		sqlite3.SQLITE_CREATE_TEMP_TRIGGER, sqlite3.SQLITE_CREATE_TEMP_VIEW,
+		sqlite3.SQLITE_DROP_TEMP_INDEX, sqlite3.SQLITE_DROP_TEMP_TABLE,
+		sqlite3.SQLITE_DROP_TEMP_TRIGGER, sqlite3.SQLITE_DROP_TEMP_VIEW:
+		return deny("temporary objects are not allowed: they live in one connection of one node")
+	case sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT:
+		return deny("transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is not allowed: a transaction cannot span requests; send the statements in one request as a transaction instead")
+	case sqlite3.SQLITE_PRAGMA:
+		name := strings.ToLower(arg1)
+		if !readPragmas[name] || (arg2 != "" && !pragmasWithArg[name]) {
+			return deny(fmt.Sprintf("PRAGMA %s is not allowed: only read-only PRAGMAs may be run, and connection settings are the same on every node", arg1))
+		}
+		return sqlite3.SQLITE_OK
+	case sqlite3.SQLITE_FUNCTION:
+		name := strings.ToLower(arg2)
+		if why, ok := refusedFuncs[name]; ok && (a.policy != policyRead || name == "load_extension") {
+			return deny(why)
+		}
+		return sqlite3.SQLITE_OK
+	case sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE:
+		return sqlite3.SQLITE_OK
+	}
+	if a.policy == policyRead {
+		return deny("a query may not change the database")
+	}
+	switch action {
+	case sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE,
+		sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_CREATE_TRIGGER,
+		sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_DROP_INDEX, sqlite3.SQLITE_DROP_TABLE,
+		sqlite3.SQLITE_DROP_TRIGGER, sqlite3.SQLITE_DROP_VIEW, sqlite3.SQLITE_ALTER_TABLE:
+		// arg1 is the table (or index, trigger, view) name; sqlite_master
+		// itself is written by every CREATE and is fine.
+		if isInternalName(arg1) || (action == sqlite3.SQLITE_ALTER_TABLE && isInternalName(arg2)) {
+			return deny(fmt.Sprintf("%s is walship's own table and cannot be changed", arg1))
+		}
+		if (action == sqlite3.SQLITE_CREATE_INDEX || action == sqlite3.SQLITE_CREATE_TRIGGER ||
+			action == sqlite3.SQLITE_DROP_INDEX || action == sqlite3.SQLITE_DROP_TRIGGER) && isInternalName(arg2) {
+			return deny(fmt.Sprintf("%s is walship's own table and cannot be changed", arg2))
+		}
+		return sqlite3.SQLITE_OK
+	case sqlite3.SQLITE_CREATE_VTABLE, sqlite3.SQLITE_DROP_VTABLE, sqlite3.SQLITE_ANALYZE, sqlite3.SQLITE_REINDEX:
+		return sqlite3.SQLITE_OK
+	}
+	return deny(fmt.Sprintf("operation %d is not allowed", action))
+}

@@ -1,0 +1,314 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/walship/walship/wal"
+)
+
+// Options configures a DB.
+type Options struct {
+	// Readers is the number of read-only connections. Zero means 4.
+	Readers int
+	// Logger receives the DB's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DB represents a node's SQLite database: the state machine that the log's
+// entries are applied to, and the reads served from it.
+//
+// One writer connection applies entries and runs the master's requests; it
+// is held by one Tx at a time. Reads run on a pool of read-only connections
+// (SQLITE_OPEN_READONLY and query_only), so that no statement hidden in a
+// read can change the database.
+type DB struct {
+	path   string
+	logger *slog.Logger
+
+	wmu sync.Mutex // held by the open Tx
+	w   *conn
+
+	readers chan *conn
+	nread   int
+
+	logID   atomic.Value // string
+	applied atomic.Uint64
+	closed  atomic.Bool
+}
+
+// Open opens (creating if needed) the SQLite database at path, pins its
+// connection settings, and reads the log_id and applied index it follows.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.Readers <= 0 {
+		opts.Readers = 4
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	d := &DB{path: path, logger: opts.Logger, readers: make(chan *conn, opts.Readers)}
+	w, err := openConn(path, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_CREATE)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	d.w = w
+	if err := d.setupWriter(); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	for i := 0; i < opts.Readers; i++ {
+		r, err := openConn(path, sqlite3.SQLITE_OPEN_READONLY)
+		if err == nil {
+			err = setupConn(r, "PRAGMA query_only=1;")
+		}
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("open sqlite %s for reading: %w", path, err)
+		}
+		d.nread++
+		d.readers <- r
+	}
+	return d, nil
+}
+
+// connSettings are pinned on every connection, the same on every node; no
+// client can change them (PRAGMAs that set are refused).
+const connSettings = "PRAGMA foreign_keys=ON; PRAGMA recursive_triggers=OFF; PRAGMA trusted_schema=ON; PRAGMA cell_size_check=ON;"
+
+func setupConn(c *conn, extra string) error {
+	if err := c.exec(connSettings + extra); err != nil {
+		return err
+	}
+	return c.registerFuncs()
+}
+
+func (d *DB) setupWriter() error {
+	if err := setupConn(d.w, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); err != nil {
+		return err
+	}
+	err := d.w.exec(`CREATE TABLE IF NOT EXISTS _walship (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	log_id TEXT NOT NULL,
+	applied_index INTEGER NOT NULL);
+INSERT OR IGNORE INTO _walship (id, log_id, applied_index) VALUES (1, '', 0);
+CREATE TABLE IF NOT EXISTS _walship_reset (x INTEGER PRIMARY KEY);`)
+	if err != nil {
+		return err
+	}
+	s, _, err := d.w.prepare("SELECT log_id, applied_index FROM _walship WHERE id = 1")
+	if err != nil {
+		return err
+	}
+	defer s.finalize()
+	row, err := s.step()
+	if err != nil {
+		return err
+	}
+	if !row {
+		return errors.New("_walship has no row")
+	}
+	d.logID.Store(s.column(0).Text)
+	d.applied.Store(uint64(s.column(1).Int))
+	return nil
+}
+
+// Path returns the database file's path.
+func (d *DB) Path() string { return d.path }
+
+// LogID returns the log_id of the history the database follows, "" for a
+// database that has applied nothing yet.
+func (d *DB) LogID() string { return d.logID.Load().(string) }
+
+// AppliedIndex returns the index of the last entry applied.
+func (d *DB) AppliedIndex() uint64 { return d.applied.Load() }
+
+// Close closes every connection.
+func (d *DB) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	var first error
+	for i := 0; i < d.nread; i++ {
+		if err := (<-d.readers).close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	if d.w != nil {
+		if err := d.w.close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Result is the outcome of one statement.
+type Result struct {
+	Columns []string // result columns; none for a statement without rows
+	Types   []string // declared types, lower case, "" for an expression
+	Rows    [][]wal.Value
+	// RowsAffected counts the rows the statement itself inserted, updated
+	// or deleted; 0 for any other statement.
+	RowsAffected int64
+	// LastInsertID is the rowid of the last row an INSERT inserted; 0 for
+	// any other statement.
+	LastInsertID int64
+	// Err is the statement's error, if it failed.
+	Err error
+}
+
+// run prepares, binds and runs one statement on c under policy p, with the
+// clock pinned (writes) or real (reads).
+func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint64) (res Result, changed bool, err error) {
+	c.auth.reset(p)
+	s, tail, err := c.prepare(st.SQL)
+	if err != nil {
+		if c.auth.refused != "" {
+			return res, false, refused(c.auth.refused)
+		}
+		return res, false, err
+	}
+	if s == nil {
+		return res, false, nil // white space and comments only
+	}
+	defer s.finalize()
+	if more, err := Split(tail); err != nil || len(more) > 0 {
+		return res, false, fmt.Errorf("%w: send one statement at a time, or let walship split the text", ErrMultiple)
+	}
+	ro := s.readonly()
+	if p == policyRead && !ro {
+		return res, false, ErrWriteInQuery
+	}
+	if p == policyWrite && !ro && !c.auth.writes {
+		// It changes the file without naming a table to SQLite's
+		// authorizer: VACUUM and VACUUM INTO.
+		return res, false, refused("VACUUM is not allowed: it rewrites or copies the whole database file outside the log")
+	}
+	dml, insert := c.auth.dml, c.auth.insert
+	if pinned {
+		c.pin(ms, seed, st.Pos)
+	} else {
+		c.unpin()
+	}
+	if len(st.Params) > 0 || s.paramCount() > 0 {
+		if err := s.bind(st.Params); err != nil {
+			return res, false, err
+		}
+		if n := s.paramCount(); n > 0 && len(st.Params) == 0 {
+			return res, false, fmt.Errorf("%w: the statement takes %d, none given", ErrParams, n)
+		}
+	}
+	ncol := s.columnCount()
+	if ncol > 0 {
+		res.Columns = make([]string, ncol)
+		res.Types = make([]string, ncol)
+		for i := range res.Columns {
+			res.Columns[i] = s.columnName(i)
+			res.Types[i] = strings.ToLower(s.columnDecltype(i))
+		}
+	}
+	for {
+		row, err := s.step()
+		if err != nil {
+			return Result{}, false, err
+		}
+		if !row {
+			break
+		}
+		if ncol > 0 {
+			vals := make([]wal.Value, ncol)
+			for i := range vals {
+				vals[i] = s.column(i)
+			}
+			res.Rows = append(res.Rows, vals)
+		}
+	}
+	if dml {
+		res.RowsAffected = c.changes()
+	}
+	if insert {
+		res.LastInsertID = c.lastInsertID()
+	}
+	return res, !ro, nil
+}
+
+// Query runs read-only statements on a read connection, with the real clock.
+// It stops at the first statement that fails and returns the results before
+// it with the error.
+func (d *DB) Query(ctx context.Context, stmts []wal.Statement) ([]Result, error) {
+	c, err := d.reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer d.putReader(c)
+	stop := context.AfterFunc(ctx, c.interrupt)
+	defer stop()
+	out := make([]Result, 0, len(stmts))
+	for _, st := range stmts {
+		res, _, err := c.run(st, policyRead, false, 0, 0)
+		if err != nil {
+			if ctx.Err() != nil {
+				return out, fmt.Errorf("query: %w", ctx.Err())
+			}
+			return out, err
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func (d *DB) reader(ctx context.Context) (*conn, error) {
+	if d.closed.Load() {
+		return nil, ErrClosed
+	}
+	select {
+	case c := <-d.readers:
+		return c, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (d *DB) putReader(c *conn) { d.readers <- c }
+
+// Class is what a statement does, as SQLite's authorizer and
+// sqlite3_stmt_readonly tell while it is compiled.
+type Class struct {
+	Write   bool   // it would change the database
+	Schema  bool   // it creates, alters or drops a table, index, view or trigger
+	Refused string // why walship would refuse it in a write; "" if it would not
+}
+
+// Classify compiles sql (one statement) against the current schema without
+// running it. A statement that does not compile returns its error, with
+// what the authorizer saw before the error (a CREATE TABLE of a table that
+// exists is still a schema statement).
+func (d *DB) Classify(ctx context.Context, sql string) (Class, error) {
+	c, err := d.reader(ctx)
+	if err != nil {
+		return Class{}, err
+	}
+	defer d.putReader(c)
+	c.auth.reset(policyClassify)
+	s, _, err := c.prepare(sql)
+	cl := Class{Schema: c.auth.schema, Refused: c.auth.refused, Write: c.auth.writes}
+	if err != nil {
+		return cl, err
+	}
+	if s != nil {
+		cl.Write = cl.Write || !s.readonly()
+		if !s.readonly() && !c.auth.writes && cl.Refused == "" {
+			cl.Refused = "VACUUM is not allowed: it rewrites or copies the whole database file outside the log"
+		}
+		s.finalize()
+	}
+	return cl, nil
+}

@@ -1,0 +1,160 @@
+package db
+
+import "fmt"
+
+// Split cuts sql into single statements, each with its terminating
+// semicolon where it had one. It follows SQLite's own tokenizer, the state
+// machine of sqlite3_complete (complete.c): semicolons inside strings,
+// quoted identifiers, comments and CREATE TRIGGER bodies do not end a
+// statement. Empty statements (white space, comments, lone semicolons) are
+// dropped. An unterminated string, identifier, comment or trigger body is an
+// error.
+func Split(sql string) ([]string, error) {
+	const (
+		tkSEMI = iota
+		tkWS
+		tkOTHER
+		tkEXPLAIN
+		tkCREATE
+		tkTEMP
+		tkTRIGGER
+		tkEND
+	)
+	// trans[state][token], as in complete.c. States: 0 INVALID, 1 START,
+	// 2 NORMAL, 3 EXPLAIN, 4 CREATE, 5 TRIGGER, 6 SEMI, 7 END.
+	trans := [8][8]uint8{
+		{1, 0, 2, 3, 4, 2, 2, 2},
+		{1, 1, 2, 3, 4, 2, 2, 2},
+		{1, 2, 2, 2, 2, 2, 2, 2},
+		{1, 3, 3, 2, 4, 2, 2, 2},
+		{1, 4, 2, 2, 2, 4, 5, 2},
+		{6, 5, 5, 5, 5, 5, 5, 5},
+		{6, 6, 5, 5, 5, 5, 5, 7},
+		{1, 7, 5, 5, 5, 5, 5, 5},
+	}
+	var out []string
+	state := uint8(0)
+	start := 0       // first byte of the current statement
+	content := false // the current statement has a token other than white space
+	for i := 0; i < len(sql); i++ {
+		var token int
+		switch ch := sql[i]; ch {
+		case ';':
+			token = tkSEMI
+		case ' ', '\r', '\t', '\n', '\f':
+			token = tkWS
+		case '/':
+			if i+1 >= len(sql) || sql[i+1] != '*' {
+				token = tkOTHER
+				break
+			}
+			j := i + 2
+			for j+1 < len(sql) && !(sql[j] == '*' && sql[j+1] == '/') {
+				j++
+			}
+			if j+1 >= len(sql) {
+				return nil, fmt.Errorf("%w: unterminated /* comment", ErrIncomplete)
+			}
+			i = j + 1
+			token = tkWS
+		case '-':
+			if i+1 >= len(sql) || sql[i+1] != '-' {
+				token = tkOTHER
+				break
+			}
+			for i < len(sql) && sql[i] != '\n' {
+				i++
+			}
+			token = tkWS
+		case '[':
+			j := i + 1
+			for j < len(sql) && sql[j] != ']' {
+				j++
+			}
+			if j >= len(sql) {
+				return nil, fmt.Errorf("%w: unterminated [identifier]", ErrIncomplete)
+			}
+			i = j
+			token = tkOTHER
+		case '`', '"', '\'':
+			j := i + 1
+			for j < len(sql) && sql[j] != ch {
+				j++
+			}
+			if j >= len(sql) {
+				return nil, fmt.Errorf("%w: unterminated quoted string or identifier", ErrIncomplete)
+			}
+			i = j
+			token = tkOTHER
+		default:
+			if !idChar(ch) {
+				token = tkOTHER
+				break
+			}
+			j := i + 1
+			for j < len(sql) && idChar(sql[j]) {
+				j++
+			}
+			token = keyword(sql[i:j])
+			i = j - 1
+		}
+		if token != tkWS && token != tkSEMI {
+			content = true
+		}
+		prev := state
+		state = trans[state][token]
+		if token == tkSEMI && state == 1 {
+			if content {
+				out = append(out, sql[start:i+1])
+			}
+			start, content = i+1, false
+		}
+		_ = prev
+	}
+	if content {
+		if state >= 5 {
+			return nil, fmt.Errorf("%w: CREATE TRIGGER without END", ErrIncomplete)
+		}
+		out = append(out, sql[start:])
+	}
+	return out, nil
+}
+
+// idChar reports whether ch may be part of an identifier, as SQLite's
+// IdChar: letters, digits, '_', '$' and every byte of a UTF-8 sequence.
+func idChar(ch byte) bool {
+	return ch >= 0x80 || ch == '_' || ch == '$' ||
+		(ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')
+}
+
+// keyword returns the complete.c token of an identifier.
+func keyword(w string) int {
+	eq := func(s string) bool {
+		if len(w) != len(s) {
+			return false
+		}
+		for i := 0; i < len(s); i++ {
+			c := w[i]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != s[i] {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case eq("create"):
+		return 4
+	case eq("trigger"):
+		return 6
+	case eq("temp"), eq("temporary"):
+		return 5
+	case eq("end"):
+		return 7
+	case eq("explain"):
+		return 3
+	}
+	return 2
+}

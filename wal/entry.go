@@ -1,0 +1,92 @@
+package wal
+
+// ValueKind is the SQLite storage class of a parameter value.
+type ValueKind uint8
+
+// The storage classes, as SQLite defines them. Their numbers are part of the
+// on-disk format (see format.go): never renumber them.
+const (
+	KindNull    ValueKind = 0
+	KindInteger ValueKind = 1
+	KindReal    ValueKind = 2
+	KindText    ValueKind = 3
+	KindBlob    ValueKind = 4
+)
+
+// String returns the lower-case SQLite name of the storage class.
+func (k ValueKind) String() string {
+	switch k {
+	case KindNull:
+		return "null"
+	case KindInteger:
+		return "integer"
+	case KindReal:
+		return "real"
+	case KindText:
+		return "text"
+	case KindBlob:
+		return "blob"
+	}
+	return "unknown"
+}
+
+// Value represents one typed SQL parameter. Only the field that matches Kind
+// is meaningful; the others are zero.
+type Value struct {
+	Kind ValueKind
+	Int  int64
+	Real float64
+	Text string
+	Blob []byte
+}
+
+// Null, Integer, Real, Text and Blob return a Value of that storage class.
+func Null() Value           { return Value{Kind: KindNull} }
+func Integer(v int64) Value { return Value{Kind: KindInteger, Int: v} }
+func Real(v float64) Value  { return Value{Kind: KindReal, Real: v} }
+func Text(v string) Value   { return Value{Kind: KindText, Text: v} }
+func Blob(v []byte) Value   { return Value{Kind: KindBlob, Blob: v} }
+
+// Param represents one bound parameter. Name is empty for a positional
+// parameter (?, ?NNN); otherwise it is the name without its prefix character,
+// and it binds to :name, @name and $name alike.
+type Param struct {
+	Name  string
+	Value Value
+}
+
+// Statement represents one SQL statement of an entry, with its parameters.
+//
+// Pos is the statement's position in the request the master accepted. It
+// seeds the statement's PRNG together with the entry's Seed, so that a
+// statement that failed on the master and was left out of the entry shifts
+// no random value of the statements after it.
+type Statement struct {
+	SQL    string
+	Params []Param
+	Pos    uint32
+}
+
+// Entry represents one accepted write request: the unit that every node
+// applies atomically and in index order.
+//
+// Invariant: in a log, entry N+1 follows entry N without gaps, and an entry's
+// Epoch is never lower than the Epoch of the entry before it.
+type Entry struct {
+	// Index is the entry's position in the log: 1, 2, 3 …
+	Index uint64
+	// Epoch is the master generation that appended the entry.
+	Epoch uint64
+	// Time is the master's clock when it accepted the request, in Unix
+	// milliseconds: the "now" of every date and time function while the
+	// entry is applied.
+	Time int64
+	// Seed seeds random() and randomblob() while the entry is applied.
+	Seed uint64
+	// Txn makes the entry all-or-nothing on the master. Without it each
+	// statement was atomic on its own, and only those that succeeded were
+	// logged.
+	Txn bool
+	// Statements are applied in order.
+	Statements []Statement
+}
