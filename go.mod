@@ -3,6 +3,7 @@ module github.com/walship/walship
 go 1.26.0
 
 require (
+	github.com/gorilla/mux v1.8.1
 	go.etcd.io/bbolt v1.5.0
 	modernc.org/libc v1.80.1
 	modernc.org/sqlite v1.62.0

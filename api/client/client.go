@@ -1,0 +1,190 @@
+// Package client is the Go client of walship's HTTP API: the seed-compatible
+// POST /, the log status, and the replication feed. Slaves, the command line
+// and the tests use it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/walship/walship/wal"
+)
+
+// Client talks to one walship node.
+type Client struct {
+	// URL is the node's base URL, e.g. http://127.0.0.1:8080.
+	URL string
+	// HTTP is the HTTP client; nil means a client with a 30s timeout.
+	HTTP *http.Client
+}
+
+// New returns a Client for the node at baseURL.
+func New(baseURL string) *Client {
+	return &Client{URL: strings.TrimRight(baseURL, "/"), HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+func (c *Client) http() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
+}
+
+// Seed sends a request in the seed's format to POST /.
+func (c *Client) Seed(ctx context.Context, req SeedRequest) (*SeedResponse, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	var out SeedResponse
+	if err := c.do(ctx, http.MethodPost, "/", bytes.NewReader(body), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Exec runs a write. The answer's Index is the write's log index.
+func (c *Client) Exec(ctx context.Context, sql string, params ...any) (*SeedResponse, error) {
+	return c.Seed(ctx, SeedRequest{Command: "exec", Query: sql, Params: params})
+}
+
+// Query runs a read on the node.
+func (c *Client) Query(ctx context.Context, sql string, params ...any) (*SeedResponse, error) {
+	return c.Seed(ctx, SeedRequest{Command: "query", Query: sql, Params: params})
+}
+
+// LogStatus returns GET /log/status.
+func (c *Client) LogStatus(ctx context.Context) (*LogStatus, error) {
+	var out LogStatus
+	if err := c.do(ctx, http.MethodGet, "/log/status", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Ready returns nil when GET /readyz answers 200.
+func (c *Client) Ready(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/readyz", nil, nil)
+}
+
+// FeedRequest asks the master for entries.
+type FeedRequest struct {
+	From       uint64
+	Max        int
+	Wait       time.Duration
+	SlaveID    string
+	SlaveURL   string
+	LogID      string
+	Applied    uint64
+	LastEpoch  uint64 // epoch of the entry at Applied; 0 when unknown
+	KnowsEpoch bool
+}
+
+// FeedResult is one answer of the feed.
+type FeedResult struct {
+	LogID      string
+	Epoch      uint64
+	FirstIndex uint64
+	LastIndex  uint64
+	Entries    []*wal.Entry
+}
+
+// Entries long-polls GET /log/entries. The HTTP client's timeout must be
+// longer than req.Wait.
+func (c *Client) Entries(ctx context.Context, req FeedRequest) (*FeedResult, error) {
+	q := url.Values{}
+	q.Set(FeedFrom, strconv.FormatUint(req.From, 10))
+	if req.Max > 0 {
+		q.Set(FeedMax, strconv.Itoa(req.Max))
+	}
+	q.Set(FeedWait, req.Wait.String())
+	q.Set(FeedID, req.SlaveID)
+	q.Set(FeedURL, req.SlaveURL)
+	q.Set(FeedLogID, req.LogID)
+	q.Set(FeedApplied, strconv.FormatUint(req.Applied, 10))
+	if req.KnowsEpoch {
+		q.Set(FeedEpoch, strconv.FormatUint(req.LastEpoch, 10))
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL+"/log/entries?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http().Do(hreq)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusError(resp)
+	}
+	out := &FeedResult{LogID: resp.Header.Get(HeaderLogID)}
+	for _, h := range []struct {
+		name string
+		dst  *uint64
+	}{{HeaderEpoch, &out.Epoch}, {HeaderFirstIndex, &out.FirstIndex}, {HeaderLastIndex, &out.LastIndex}} {
+		v, err := strconv.ParseUint(resp.Header.Get(h.name), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("feed header %s: %w", h.name, ErrCorruptFeed)
+		}
+		*h.dst = v
+	}
+	if out.LogID == "" {
+		return nil, fmt.Errorf("feed answer without a log id: %w", ErrCorruptFeed)
+	}
+	for {
+		e, err := ReadFrame(resp.Body)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out.Entries = append(out.Entries, e)
+	}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.URL+path, body)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return statusError(resp)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	dec := json.NewDecoder(resp.Body)
+	dec.UseNumber()
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func statusError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var er ErrorResponse
+	if json.Unmarshal(b, &er) != nil || er.Error == "" {
+		er.Error = strings.TrimSpace(string(b))
+	}
+	return &StatusError{Status: resp.StatusCode, Msg: er.Error, Master: er.Master}
+}

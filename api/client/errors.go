@@ -1,0 +1,54 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+var (
+	// ErrBadRequest is returned when the node refused the request as
+	// malformed or not allowed (HTTP 400, 413).
+	ErrBadRequest = errors.New("bad request")
+	// ErrForbidden is returned when the node refused the request as not its
+	// to take (HTTP 403): a schema statement sent to a slave, is_master.
+	ErrForbidden = errors.New("forbidden")
+	// ErrNotFound is returned for an unknown path (HTTP 404).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict is returned when the feed refused the request because the
+	// slave follows another history (HTTP 409).
+	ErrConflict = errors.New("log conflict")
+	// ErrUnavailable is returned when the node cannot serve now (HTTP 503).
+	ErrUnavailable = errors.New("unavailable")
+	// ErrCorruptFeed is returned when a feed answer cannot be decoded.
+	ErrCorruptFeed = errors.New("corrupt feed answer")
+)
+
+// StatusError is an error answer of a node: its HTTP status and message.
+type StatusError struct {
+	Status int
+	Msg    string
+	// Master is the master's URL, when a slave named it.
+	Master string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Msg)
+}
+
+// Unwrap maps the status back to the sentinel, so that errors.Is works.
+func (e *StatusError) Unwrap() error {
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		return ErrBadRequest
+	case http.StatusForbidden:
+		return ErrForbidden
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusConflict:
+		return ErrConflict
+	case http.StatusServiceUnavailable:
+		return ErrUnavailable
+	}
+	return nil
+}

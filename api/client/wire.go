@@ -1,0 +1,150 @@
+package client
+
+// This file defines walship's wire protocol: the JSON bodies of the
+// seed-compatible POST /, /log/status, and the framing of the replication
+// feed GET /log/entries. The server (package api) and this client both use
+// these types, so the two cannot drift apart.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/walship/walship/wal"
+)
+
+// SeedRequest is the body of the seed-compatible POST /.
+type SeedRequest struct {
+	Command  string `json:"command"` // "exec" or "query"
+	Query    string `json:"query"`
+	Params   []any  `json:"params,omitempty"`
+	IsMaster bool   `json:"is_master"`
+}
+
+// SeedResponse is the answer of POST /. An exec fills RowsAffected and
+// LastInsertID (and Columns/Values when its last statement returned rows,
+// as INSERT … RETURNING does); a query fills Columns, Types and Values with
+// the last statement's rows. Index is the log index of the write, or the
+// node's applied index for a query.
+type SeedResponse struct {
+	RowsAffected *int64   `json:"rows_affected,omitempty"`
+	LastInsertID *int64   `json:"last_insert_id,omitempty"`
+	Columns      []string `json:"columns,omitempty"`
+	Types        []string `json:"types,omitempty"`
+	Values       [][]any  `json:"values,omitempty"`
+	Index        uint64   `json:"index"`
+	// Pending is set on a slave when the master committed the write but
+	// the slave had not applied it yet when its wait ran out.
+	Pending bool `json:"pending,omitempty"`
+}
+
+// ErrorResponse is the body of every error answer.
+type ErrorResponse struct {
+	Error string `json:"error"`
+	// Master is the master's URL, on a slave's 403 for a schema statement.
+	Master string `json:"master,omitempty"`
+}
+
+// SlaveStatus is one slave as the master last heard of it.
+type SlaveStatus struct {
+	ID           string `json:"id"`
+	URL          string `json:"url"`
+	AppliedIndex uint64 `json:"applied_index"`
+	LagEntries   uint64 `json:"lag_entries"`
+	LastSeen     string `json:"last_seen"` // RFC 3339
+}
+
+// LogStatus is the body of GET /log/status. On a master, Slaves lists every
+// slave that pulled the log; on a slave, FirstIndex and LastIndex are the
+// master's as last heard, and State is one of the State* values.
+type LogStatus struct {
+	Role            string        `json:"role"`
+	ID              string        `json:"id,omitempty"`
+	LogID           string        `json:"log_id"`
+	Epoch           uint64        `json:"epoch,omitempty"`
+	Master          string        `json:"master,omitempty"`
+	State           string        `json:"state,omitempty"`
+	FirstIndex      uint64        `json:"first_index"`
+	LastIndex       uint64        `json:"last_index"`
+	AppliedIndex    uint64        `json:"applied_index"`
+	MasterLastIndex *uint64       `json:"master_last_index,omitempty"`
+	LagEntries      *uint64       `json:"lag_entries,omitempty"`
+	Error           string        `json:"error,omitempty"`
+	Slaves          []SlaveStatus `json:"slaves,omitempty"`
+}
+
+// Slave states.
+const (
+	StateCatchingUp   = "catching_up"
+	StateStreaming    = "streaming"
+	StateDisconnected = "disconnected"
+	StateDiverged     = "diverged"
+)
+
+// Feed query parameters of GET /log/entries.
+const (
+	FeedFrom    = "from"    // first index wanted
+	FeedMax     = "max"     // at most this many entries
+	FeedWait    = "wait"    // long-poll duration (Go syntax, e.g. 250ms)
+	FeedID      = "id"      // the slave's id
+	FeedURL     = "url"     // the slave's advertised URL
+	FeedLogID   = "log_id"  // the log the slave follows; empty for a new slave
+	FeedApplied = "applied" // the slave's applied index
+	FeedEpoch   = "epoch"   // the epoch of the slave's last applied entry
+)
+
+// Feed answer headers, on every answer of GET /log/entries.
+const (
+	HeaderLogID      = "X-Walship-Log-Id"
+	HeaderEpoch      = "X-Walship-Epoch"
+	HeaderFirstIndex = "X-Walship-First-Index"
+	HeaderLastIndex  = "X-Walship-Last-Index"
+)
+
+// FeedContentType is the media type of a feed answer's body: entries, each
+// a 4-byte big-endian length followed by the entry in the log's own
+// encoding (wal/format.go), which carries its own checksum.
+const FeedContentType = "application/vnd.walship.entries"
+
+// MaxFrame bounds one entry frame of the feed.
+const MaxFrame = 1 << 30
+
+// WriteFrame writes one entry to a feed body.
+func WriteFrame(w io.Writer, e *wal.Entry) error {
+	b, err := e.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("encode entry %d: %w", e.Index, err)
+	}
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+	if _, err := w.Write(n[:]); err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// ReadFrame reads one entry of a feed body; io.EOF at the clean end.
+func ReadFrame(r io.Reader) (*wal.Entry, error) {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("read entry frame: %w", err)
+	}
+	size := binary.BigEndian.Uint32(n[:])
+	if size > MaxFrame {
+		return nil, fmt.Errorf("entry frame of %d bytes: %w", size, ErrCorruptFeed)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("read entry frame: %w", err)
+	}
+	e := new(wal.Entry)
+	if err := e.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("decode entry: %w: %w", ErrCorruptFeed, err)
+	}
+	return e, nil
+}

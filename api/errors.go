@@ -1,0 +1,81 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/walship/walship/api/client"
+	"github.com/walship/walship/db"
+	"github.com/walship/walship/master"
+	"github.com/walship/walship/slave"
+	"github.com/walship/walship/wal"
+)
+
+var (
+	// ErrBadRequest is returned when a request is malformed.
+	ErrBadRequest = errors.New("bad request")
+	// ErrForbidden is returned when a request is not this node's to take.
+	ErrForbidden = errors.New("forbidden")
+	// ErrTooLarge is returned when a request body exceeds the limit.
+	ErrTooLarge = errors.New("request body too large")
+	// ErrNotMaster is returned for the feed on a node that is not the master.
+	ErrNotMaster = errors.New("this node is not the master")
+	// ErrMasterUnreachable is returned when a slave cannot forward a write.
+	ErrMasterUnreachable = errors.New("the master cannot be reached")
+)
+
+// statusOf maps an error to its HTTP status: the one table of the API.
+func statusOf(err error) int {
+	var se *client.StatusError
+	var sqlErr *db.Error
+	switch {
+	case errors.As(err, &se):
+		return se.Status // a master's answer, passed through by a slave
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, ErrNotMaster):
+		return http.StatusNotFound
+	case errors.Is(err, ErrBadRequest), errors.Is(err, db.ErrParams), errors.Is(err, db.ErrIncomplete),
+		errors.Is(err, db.ErrRefused), errors.Is(err, db.ErrWriteInQuery), errors.Is(err, db.ErrMultiple):
+		return http.StatusBadRequest
+	case errors.Is(err, master.ErrLogConflict), errors.Is(err, wal.ErrOutOfRange):
+		return http.StatusConflict
+	case errors.Is(err, master.ErrStopped), errors.Is(err, master.ErrAppend), errors.Is(err, ErrMasterUnreachable),
+		errors.Is(err, slave.ErrDiverged), errors.Is(err, db.ErrClosed):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	case errors.As(err, &sqlErr):
+		if sqlErr.IsClientError() {
+			return http.StatusBadRequest
+		}
+		return http.StatusInternalServerError
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError answers err as JSON with its status.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusOf(err)
+	body := client.ErrorResponse{Error: err.Error()}
+	var se *client.StatusError
+	if errors.As(err, &se) {
+		body.Error, body.Master = se.Msg, se.Master
+	}
+	if status >= 500 {
+		s.logger.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,145 @@
+package api
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/walship/walship/api/client"
+	"github.com/walship/walship/master"
+)
+
+// maxFeedWait bounds the wait a feed request may ask for.
+const maxFeedWait = time.Minute
+
+func (s *Server) registerLogRoutes(r *mux.Router) {
+	r.HandleFunc("/log/entries", s.handleEntries).Methods(http.MethodGet)
+	r.HandleFunc("/log/status", s.handleLogStatus).Methods(http.MethodGet)
+}
+
+// handleEntries serves the replication feed GET /log/entries.
+func (s *Server) handleEntries(w http.ResponseWriter, r *http.Request) {
+	if s.Master == nil {
+		s.writeError(w, r, fmt.Errorf("%w: pull the log from the master", ErrNotMaster))
+		return
+	}
+	req, err := parseFeed(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	entries, err := s.Master.Feed(r.Context(), req)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the slave went away
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	lg := s.Master.Log()
+	h := w.Header()
+	h.Set("Content-Type", client.FeedContentType)
+	h.Set(client.HeaderLogID, lg.ID())
+	h.Set(client.HeaderEpoch, strconv.FormatUint(lg.Epoch(), 10))
+	h.Set(client.HeaderFirstIndex, strconv.FormatUint(lg.FirstIndex(), 10))
+	h.Set(client.HeaderLastIndex, strconv.FormatUint(lg.LastIndex(), 10))
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	for _, e := range entries {
+		if err := client.WriteFrame(bw, e); err != nil {
+			s.logger.Warn("feed write failed", "peer", req.SlaveID, "err", err)
+			return
+		}
+	}
+	_ = bw.Flush()
+}
+
+func parseFeed(r *http.Request) (master.FeedRequest, error) {
+	q := r.URL.Query()
+	var req master.FeedRequest
+	uintParam := func(name string, required bool) (uint64, bool, error) {
+		v := q.Get(name)
+		if v == "" {
+			if required {
+				return 0, false, fmt.Errorf("%w: %s is required", ErrBadRequest, name)
+			}
+			return 0, false, nil
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("%w: %s must be a non-negative integer, got %q", ErrBadRequest, name, v)
+		}
+		return n, true, nil
+	}
+	var err error
+	if req.From, _, err = uintParam(client.FeedFrom, true); err != nil {
+		return req, err
+	}
+	if req.From == 0 {
+		return req, fmt.Errorf("%w: from must be at least 1", ErrBadRequest)
+	}
+	max, ok, err := uintParam(client.FeedMax, false)
+	if err != nil {
+		return req, err
+	}
+	if ok && (max == 0 || max > 10000) {
+		return req, fmt.Errorf("%w: max must be between 1 and 10000", ErrBadRequest)
+	}
+	req.Max = int(max)
+	if v := q.Get(client.FeedWait); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxFeedWait {
+			return req, fmt.Errorf("%w: wait must be a duration between 0 and %s, got %q", ErrBadRequest, maxFeedWait, v)
+		}
+		req.Wait = d
+	}
+	if req.Applied, _, err = uintParam(client.FeedApplied, false); err != nil {
+		return req, err
+	}
+	if req.LastEpoch, req.KnowsEpoch, err = uintParam(client.FeedEpoch, false); err != nil {
+		return req, err
+	}
+	req.SlaveID = q.Get(client.FeedID)
+	req.SlaveURL = q.Get(client.FeedURL)
+	req.LogID = q.Get(client.FeedLogID)
+	if len(req.SlaveID) > 256 || len(req.SlaveURL) > 2048 || len(req.LogID) > 64 {
+		return req, fmt.Errorf("%w: id, url or log_id too long", ErrBadRequest)
+	}
+	return req, nil
+}
+
+// handleLogStatus serves GET /log/status.
+func (s *Server) handleLogStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.logStatus())
+}
+
+func (s *Server) logStatus() client.LogStatus {
+	d := s.db()
+	if s.Master != nil {
+		lg := s.Master.Log()
+		st := client.LogStatus{Role: "master", LogID: lg.ID(), Epoch: lg.Epoch(), FirstIndex: lg.FirstIndex(),
+			LastIndex: lg.LastIndex(), AppliedIndex: d.AppliedIndex(), Slaves: []client.SlaveStatus{}}
+		if err := s.Master.Err(); err != nil {
+			st.Error = err.Error()
+		}
+		for _, sl := range s.Master.Slaves() {
+			st.Slaves = append(st.Slaves, client.SlaveStatus{ID: sl.ID, URL: sl.URL, AppliedIndex: sl.Applied,
+				LagEntries: sl.Lag, LastSeen: sl.LastSeen.UTC().Format(time.RFC3339)})
+		}
+		return st
+	}
+	ss := s.Slave.Status()
+	applied := d.AppliedIndex()
+	masterLast := ss.MasterLast
+	lag := uint64(0)
+	if masterLast > applied {
+		lag = masterLast - applied
+	}
+	return client.LogStatus{Role: "slave", ID: s.ID, LogID: d.LogID(), Master: s.Slave.MasterURL(), State: ss.State,
+		Error: ss.Err, FirstIndex: ss.MasterFirst, LastIndex: masterLast, AppliedIndex: applied,
+		MasterLastIndex: &masterLast, LagEntries: &lag}
+}

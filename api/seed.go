@@ -1,0 +1,269 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/walship/walship/api/client"
+	"github.com/walship/walship/db"
+	"github.com/walship/walship/wal"
+)
+
+// maxParams is SQLite's limit of host parameters in one statement.
+const maxParams = 32766
+
+// maxStatements bounds the statements of one request.
+const maxStatements = 10000
+
+func (s *Server) registerSeedRoutes(r *mux.Router) {
+	r.HandleFunc("/", s.handleSeed).Methods(http.MethodPost)
+}
+
+// handleSeed serves the seed-compatible POST /.
+func (s *Server) handleSeed(w http.ResponseWriter, r *http.Request) {
+	req, stmts, err := s.parseSeed(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var resp *client.SeedResponse
+	if req.Command == "query" {
+		resp, err = s.seedQuery(r, stmts)
+	} else {
+		resp, err = s.seedExec(r, req, stmts)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// parseSeed reads and checks a seed request and splits its SQL.
+func (s *Server) parseSeed(w http.ResponseWriter, r *http.Request) (*client.SeedRequest, []wal.Statement, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, nil, fmt.Errorf("%w: the limit is %d bytes", ErrTooLarge, mbe.Limit)
+		}
+		return nil, nil, fmt.Errorf("%w: reading the body: %v", ErrBadRequest, err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, nil, fmt.Errorf(`%w: empty body; send {"command":"exec"|"query","query":"SQL"}`, ErrBadRequest)
+	}
+	var req client.SeedRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&req); err != nil {
+		return nil, nil, fmt.Errorf(`%w: malformed JSON: %v; send {"command":"exec"|"query","query":"SQL"}`, ErrBadRequest, err)
+	}
+	if dec.More() {
+		return nil, nil, fmt.Errorf("%w: more than one JSON value in the body", ErrBadRequest)
+	}
+	if req.IsMaster {
+		return nil, nil, fmt.Errorf("%w: is_master is not accepted from clients: slaves pull the master's log, nothing pushes to them", ErrForbidden)
+	}
+	if req.Command != "exec" && req.Command != "query" {
+		return nil, nil, fmt.Errorf(`%w: unknown command %q; use "exec" or "query"`, ErrBadRequest, req.Command)
+	}
+	texts, err := db.Split(req.Query)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(texts) == 0 {
+		return nil, nil, fmt.Errorf("%w: no SQL statement in query", ErrBadRequest)
+	}
+	if len(texts) > maxStatements {
+		return nil, nil, fmt.Errorf("%w: %d statements; at most %d in one request", ErrBadRequest, len(texts), maxStatements)
+	}
+	if len(req.Params) > 0 && len(texts) > 1 {
+		return nil, nil, fmt.Errorf("%w: parameters are accepted only with a single statement; this query holds %d", ErrBadRequest, len(texts))
+	}
+	if len(req.Params) > maxParams {
+		return nil, nil, fmt.Errorf("%w: %d parameters; at most %d", ErrBadRequest, len(req.Params), maxParams)
+	}
+	params, err := jsonParams(req.Params)
+	if err != nil {
+		return nil, nil, err
+	}
+	stmts := make([]wal.Statement, len(texts))
+	for i, t := range texts {
+		stmts[i] = wal.Statement{SQL: t, Pos: uint32(i)}
+	}
+	if len(params) > 0 {
+		stmts[0].Params = params
+	}
+	return &req, stmts, nil
+}
+
+// jsonParams converts positional JSON parameters to typed values: an
+// integral number is an INTEGER, another number a REAL, a string TEXT, null
+// NULL, true/false 1/0, an array of byte values a BLOB.
+func jsonParams(in []any) ([]wal.Param, error) {
+	out := make([]wal.Param, len(in))
+	for i, v := range in {
+		val, err := jsonValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: parameter %d: %v", ErrBadRequest, i+1, err)
+		}
+		out[i] = wal.Param{Value: val}
+	}
+	return out, nil
+}
+
+func jsonValue(v any) (wal.Value, error) {
+	switch x := v.(type) {
+	case nil:
+		return wal.Null(), nil
+	case bool:
+		if x {
+			return wal.Integer(1), nil
+		}
+		return wal.Integer(0), nil
+	case string:
+		return wal.Text(x), nil
+	case json.Number:
+		if !strings.ContainsAny(string(x), ".eE") {
+			if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+				return wal.Integer(n), nil
+			}
+		}
+		f, err := strconv.ParseFloat(string(x), 64)
+		if err != nil || math.IsInf(f, 0) {
+			return wal.Value{}, fmt.Errorf("number %s is out of range", x)
+		}
+		return wal.Real(f), nil
+	case []any:
+		b := make([]byte, len(x))
+		for j, e := range x {
+			n, ok := e.(json.Number)
+			if !ok {
+				return wal.Value{}, errors.New("an array parameter must hold byte values 0..255 (a BLOB)")
+			}
+			k, err := strconv.ParseInt(string(n), 10, 64)
+			if err != nil || k < 0 || k > 255 {
+				return wal.Value{}, errors.New("an array parameter must hold byte values 0..255 (a BLOB)")
+			}
+			b[j] = byte(k)
+		}
+		return wal.Blob(b), nil
+	}
+	return wal.Value{}, fmt.Errorf("unsupported parameter type %T; use a number, string, null, boolean or array of bytes", v)
+}
+
+func (s *Server) seedQuery(r *http.Request, stmts []wal.Statement) (*client.SeedResponse, error) {
+	index := s.db().AppliedIndex()
+	results, err := s.db().Query(r.Context(), stmts)
+	if err != nil {
+		return nil, err
+	}
+	resp := &client.SeedResponse{Index: index}
+	if len(results) > 0 {
+		fillRows(resp, results[len(results)-1])
+	}
+	return resp, nil
+}
+
+func (s *Server) seedExec(r *http.Request, req *client.SeedRequest, stmts []wal.Statement) (*client.SeedResponse, error) {
+	if s.Slave != nil {
+		return s.forwardExec(r, req, stmts)
+	}
+	res := s.Master.Execute(r.Context(), db.Request{Statements: stmts, Txn: true})
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	if res.Outcome.Err != nil {
+		return nil, res.Outcome.Err
+	}
+	var affected, lastID int64
+	resp := &client.SeedResponse{Index: res.Index}
+	for _, r := range res.Results {
+		affected += r.RowsAffected
+		if r.LastInsertID != 0 {
+			lastID = r.LastInsertID
+		}
+	}
+	resp.RowsAffected, resp.LastInsertID = &affected, &lastID
+	if n := len(res.Results); n > 0 && len(res.Results[n-1].Columns) > 0 {
+		fillRows(resp, res.Results[n-1])
+	}
+	return resp, nil
+}
+
+// forwardExec refuses schema statements on a slave (the seed's rule) and
+// forwards other writes to the master.
+func (s *Server) forwardExec(r *http.Request, req *client.SeedRequest, stmts []wal.Statement) (*client.SeedResponse, error) {
+	for _, st := range stmts {
+		cl, _ := s.db().Classify(r.Context(), st.SQL)
+		if cl.Schema {
+			return nil, &client.StatusError{Status: http.StatusForbidden, Master: s.Slave.MasterURL(),
+				Msg: fmt.Sprintf("schema statements (CREATE, ALTER, DROP …) are taken only by the master: send them to %s", s.Slave.MasterURL())}
+		}
+		if cl.Refused != "" {
+			return nil, fmt.Errorf("%w: %s", db.ErrRefused, cl.Refused)
+		}
+	}
+	resp, err := s.Slave.Forward(r.Context(), *req)
+	if err != nil {
+		var se *client.StatusError
+		if errors.As(err, &se) || r.Context().Err() != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w (%s): %v", ErrMasterUnreachable, s.Slave.MasterURL(), err)
+	}
+	return resp, nil
+}
+
+// fillRows puts a result's rows into the seed answer, with values exactly
+// as SQLite stores them.
+func fillRows(resp *client.SeedResponse, res db.Result) {
+	resp.Columns = res.Columns
+	resp.Types = make([]string, len(res.Types))
+	for i, t := range res.Types {
+		if t == "" && len(res.Rows) > 0 && res.Rows[0][i].Kind != wal.KindNull {
+			t = res.Rows[0][i].Kind.String()
+		}
+		resp.Types[i] = t
+	}
+	resp.Values = make([][]any, len(res.Rows))
+	for i, row := range res.Rows {
+		vals := make([]any, len(row))
+		for j, v := range row {
+			vals[j] = jsonOf(v)
+		}
+		resp.Values[i] = vals
+	}
+}
+
+// jsonOf returns the JSON form of a value: numbers, strings, base64 for a
+// BLOB, null.
+func jsonOf(v wal.Value) any {
+	switch v.Kind {
+	case wal.KindInteger:
+		return v.Int
+	case wal.KindReal:
+		if math.IsInf(v.Real, 1) {
+			return "Inf"
+		} else if math.IsInf(v.Real, -1) {
+			return "-Inf"
+		} else if math.IsNaN(v.Real) {
+			return nil
+		}
+		return v.Real
+	case wal.KindText:
+		return v.Text
+	case wal.KindBlob:
+		return v.Blob
+	}
+	return nil
+}

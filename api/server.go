@@ -1,0 +1,135 @@
+// Package api is walship's HTTP API: the seed-compatible POST /, the
+// replication feed and the log status, served by a master or a slave.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/walship/walship/db"
+	"github.com/walship/walship/master"
+	"github.com/walship/walship/slave"
+)
+
+// DefaultMaxBody is the default limit of a request body.
+const DefaultMaxBody = 16 << 20
+
+// Server serves one node. Exactly one of Master and Slave is set.
+type Server struct {
+	// Addr is the address to listen on, e.g. ":8080" or "127.0.0.1:0".
+	Addr string
+	// Advertise is the URL others use for this node; empty means derived
+	// from the listener.
+	Advertise string
+	// ID is the node's id (a slave's id; "master" for the master).
+	ID string
+	// Master or Slave is the node's role.
+	Master *master.Master
+	Slave  *slave.Slave
+	// MaxBody limits request bodies. Zero means DefaultMaxBody.
+	MaxBody int64
+	// Logger receives the server's logs. Nil means slog.Default().
+	Logger *slog.Logger
+
+	logger *slog.Logger
+	ln     net.Listener
+	srv    *http.Server
+	done   chan struct{}
+}
+
+// Open listens on Addr and starts serving in the background.
+func (s *Server) Open() error {
+	if (s.Master == nil) == (s.Slave == nil) {
+		return errors.New("api: exactly one of Master and Slave must be set")
+	}
+	s.logger = s.Logger
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if s.MaxBody <= 0 {
+		s.MaxBody = DefaultMaxBody
+	}
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.Addr, err)
+	}
+	s.ln = ln
+	if s.Advertise == "" {
+		s.Advertise = AdvertiseURL(ln.Addr().String())
+	}
+	r := mux.NewRouter()
+	s.registerSeedRoutes(r)
+	s.registerLogRoutes(r)
+	s.registerStatusRoutes(r)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method " + r.Method + " not allowed on " + r.URL.Path})
+	})
+	s.srv = &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+	}
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("http server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// URL returns the node's advertised URL.
+func (s *Server) URL() string { return s.Advertise }
+
+// Close stops the server, waiting up to 5s for requests in flight.
+func (s *Server) Close() error {
+	if s.srv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	<-s.done
+	return err
+}
+
+// AdvertiseURL derives a URL from a listen address, replacing a wildcard
+// host with 127.0.0.1.
+func AdvertiseURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func (s *Server) db() *db.DB {
+	if s.Master != nil {
+		return s.Master.DB()
+	}
+	return s.Slave.DB()
+}
+
+func (s *Server) role() string {
+	if s.Master != nil {
+		return "master"
+	}
+	return "slave"
+}

@@ -1,0 +1,65 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/walship/walship/api/client"
+)
+
+func (s *Server) registerStatusRoutes(r *mux.Router) {
+	r.HandleFunc("/status", s.handleStatus).Methods(http.MethodGet)
+	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet)
+}
+
+// handleStatus serves GET /status: the node, its role, and who leads (in
+// rqlite's shape, where the leader is the master).
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	leaderID, leaderAddr := s.ID, s.Advertise
+	if s.Slave != nil {
+		leaderID, leaderAddr = "master", s.Slave.MasterURL()
+	}
+	ls := s.logStatus()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"node": map[string]any{"id": s.ID, "role": s.role(), "api_addr": s.Advertise},
+		"store": map[string]any{
+			"node_id": s.ID,
+			"leader":  map[string]any{"node_id": leaderID, "addr": leaderAddr, "api_addr": leaderAddr},
+			"db_path": s.db().Path(),
+		},
+		"log": ls,
+	})
+}
+
+// handleReadyz serves GET /readyz: 200 when the node serves. A slave is
+// ready once it has heard from the master and has not diverged; ?noleader
+// skips that check.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.Master != nil {
+		if err := s.Master.Err(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("[+]node ok\n[-]store stopped: " + err.Error() + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("[+]node ok\n[+]leader ok\n[+]store ok\n"))
+		return
+	}
+	if _, ok := r.URL.Query()["noleader"]; ok {
+		_, _ = w.Write([]byte("[+]node ok\n"))
+		return
+	}
+	st := s.Slave.Status()
+	switch {
+	case st.State == client.StateDiverged:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("[+]node ok\n[-]diverged from the master: " + st.Err + "\n"))
+	case !st.Heard:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("[+]node ok\n[-]leader not contacted yet\n"))
+	default:
+		_, _ = w.Write([]byte("[+]node ok\n[+]leader ok (last caught up " + st.LastCaughtUp.UTC().Format(time.RFC3339) + ")\n[+]store ok\n"))
+	}
+}

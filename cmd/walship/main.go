@@ -1,0 +1,109 @@
+// Command walship runs a walship node (master or slave), a demo cluster, and
+// the tools that talk to a running cluster.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `walship: a replicated SQLite database.
+
+Usage:
+  walship master [flags]          run the master (default :8080)
+  walship slave [N] [flags]       run slave N (default :8080+N), pulling the master's log
+  walship demo [flags]            run a master and two slaves in this process
+  walship exec [flags] SQL [P…]   send a write to a node and print the answer
+  walship query [flags] SQL [P…]  send a read to a node and print the answer
+
+Run 'walship COMMAND --help' for a command's flags. Every flag can also be
+set by an environment variable WALSHIP_<FLAG> (e.g. WALSHIP_ADDR=:9090).
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "walship:", err)
+		}
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(1)
+	}
+}
+
+// Run runs the command line args until ctx is done.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "master":
+		return runMaster(ctx, rest, stderr)
+	case "slave":
+		return runSlave(ctx, rest, stderr)
+	case "demo":
+		return runDemo(ctx, rest, stdout, stderr)
+	case "exec", "query":
+		return runSend(ctx, cmd, rest, stdout, stderr)
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// newFlagSet returns a flag set whose flags also read WALSHIP_<FLAG> from
+// the environment (call applyEnv after defining the flags).
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n\nFlags (each also read from WALSHIP_<FLAG>):\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args after taking defaults from the environment.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "WALSHIP_" + envName(f.Name)
+		if v, ok := os.LookupEnv(name); ok {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("environment %s=%q: %w", name, v, err)
+			}
+			f.DefValue = v
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	return fs.Parse(args)
+}
+
+func envName(flagName string) string {
+	b := []byte(flagName)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		case c == '-':
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/walship/walship/api"
+	"github.com/walship/walship/db"
+	"github.com/walship/walship/master"
+	"github.com/walship/walship/slave"
+	"github.com/walship/walship/wal"
+)
+
+// NodeConfig is what a node needs to start.
+type NodeConfig struct {
+	Role      string // "master" or "slave"
+	ID        string
+	Addr      string
+	Advertise string
+	Data      string
+	MasterURL string // slaves
+	Logger    *slog.Logger
+}
+
+// Node is a running master or slave: its files, its role and its server.
+type Node struct {
+	cfg    NodeConfig
+	lock   *os.File
+	log    *wal.Log
+	db     *db.DB
+	master *master.Master
+	slave  *slave.Slave
+	server *api.Server
+}
+
+// StartNode opens a node's data directory and starts serving.
+func StartNode(cfg NodeConfig) (n *Node, err error) {
+	n = &Node{cfg: cfg}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if n.lock, err = lockDir(cfg.Data); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger.With("role", cfg.Role, "id", cfg.ID)
+	n.db, err = db.Open(filepath.Join(cfg.Data, "db.sqlite"), db.Options{Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger}
+	if cfg.Role == "master" {
+		n.log, err = wal.Open(filepath.Join(cfg.Data, "log.db"), wal.Options{})
+		if err != nil {
+			return nil, err
+		}
+		n.master, err = master.Open(n.log, n.db, master.Config{Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		n.server.Master = n.master
+	} else {
+		advertise := cfg.Advertise
+		if advertise == "" {
+			advertise = api.AdvertiseURL(cfg.Addr)
+		}
+		n.slave, err = slave.Open(n.db, slave.Config{ID: cfg.ID, URL: advertise, MasterURL: cfg.MasterURL, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		n.server.Slave = n.slave
+	}
+	if err := n.server.Open(); err != nil {
+		return nil, err
+	}
+	logger.Info("serving", "url", n.server.URL(), "data", cfg.Data, "log_id", n.db.LogID(), "applied_index", n.db.AppliedIndex())
+	return n, nil
+}
+
+// URL returns the node's advertised URL.
+func (n *Node) URL() string { return n.server.URL() }
+
+// Done is closed when the node stops by itself (a fatal error of the master).
+func (n *Node) Done() <-chan struct{} {
+	if n.master != nil {
+		return n.master.Done()
+	}
+	return nil
+}
+
+// Err returns the error that stopped the node by itself, if any.
+func (n *Node) Err() error {
+	if n.master != nil {
+		return n.master.Err()
+	}
+	return nil
+}
+
+// Close stops serving, then the role, then closes the files.
+func (n *Node) Close() error {
+	var errs []error
+	if n.server != nil {
+		errs = append(errs, n.server.Close())
+	}
+	if n.master != nil {
+		errs = append(errs, n.master.Close())
+	}
+	if n.slave != nil {
+		errs = append(errs, n.slave.Close())
+	}
+	if n.db != nil {
+		errs = append(errs, n.db.Close())
+	}
+	if n.log != nil {
+		errs = append(errs, n.log.Close())
+	}
+	if n.lock != nil {
+		errs = append(errs, n.lock.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// lockDir takes an exclusive lock on dir, so that two processes never run
+// on the same data.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another walship process: %w", dir, err)
+	}
+	return f, nil
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// serve runs a node until ctx is done or the node stops by itself.
+func serve(ctx context.Context, n *Node, logger *slog.Logger) error {
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+		return n.Close()
+	case <-n.Done():
+		err := n.Err()
+		n.Close()
+		return err
+	}
+}
+
+func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("master", "walship master [--addr HOST:PORT] [--data DIR] [--advertise URL]", stderr)
+	addr := fs.String("addr", ":8080", "address to listen on")
+	data := fs.String("data", filepath.Join("walship-data", "master"), "data directory (log.db and db.sqlite)")
+	advertise := fs.String("advertise", "", "URL other nodes and clients use for this node (default: from --addr)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	logger, err := newLogger(stderr, *level)
+	if err != nil {
+		return err
+	}
+	n, err := StartNode(NodeConfig{Role: "master", ID: "master", Addr: *addr, Advertise: *advertise, Data: *data, Logger: logger})
+	if err != nil {
+		return err
+	}
+	return serve(ctx, n, logger)
+}
+
+func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
+	// The original took the slave id as the first argument: walship slave 1.
+	posID := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		posID, args = args[0], args[1:]
+	}
+	fs := newFlagSet("slave", "walship slave [N] [--id N] [--addr HOST:PORT] [--master URL] [--data DIR] [--advertise URL]", stderr)
+	id := fs.String("id", "", "slave id, a positive integer (also the first argument)")
+	addr := fs.String("addr", "", "address to listen on (default :8080+id)")
+	masterURL := fs.String("master", "http://127.0.0.1:8080", "the master's URL")
+	data := fs.String("data", "", "data directory (default walship-data/slave-<id>)")
+	advertise := fs.String("advertise", "", "URL other nodes and clients use for this node (default: from --addr)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if *id == "" {
+		*id = posID
+	} else if posID != "" && posID != *id {
+		return fmt.Errorf("slave id given twice: %s and --id %s", posID, *id)
+	}
+	n, err := strconv.Atoi(*id)
+	if err != nil || n < 1 {
+		return fmt.Errorf("slave id must be a positive integer (walship slave 1), got %q", *id)
+	}
+	if *addr == "" {
+		*addr = ":" + strconv.Itoa(8080+n)
+	}
+	if *data == "" {
+		*data = filepath.Join("walship-data", "slave-"+*id)
+	}
+	logger, err := newLogger(stderr, *level)
+	if err != nil {
+		return err
+	}
+	node, err := StartNode(NodeConfig{Role: "slave", ID: *id, Addr: *addr, Advertise: *advertise, Data: *data,
+		MasterURL: strings.TrimRight(*masterURL, "/"), Logger: logger})
+	if err != nil {
+		return err
+	}
+	return serve(ctx, node, logger)
+}
+
+// waitReady is used by demo to print only once every node answers.
+func waitReady(ctx context.Context, check func(context.Context) error, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if err := check(ctx); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,422 @@
+// Package master is walship's master role: the write pipeline with group
+// commit, the replication feed, and each slave's progress.
+//
+// # Goroutines
+//
+// A Master owns one goroutine, the writer (run), started by Open and
+// stopped by Close. It alone uses the database's writer connection and
+// appends to the log. Feed handlers run on the HTTP server's goroutines and
+// only read the log.
+package master
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/walship/walship/db"
+	"github.com/walship/walship/wal"
+)
+
+var (
+	// ErrStopped is returned when the master is closed or stopped by a
+	// fatal error.
+	ErrStopped = errors.New("master stopped")
+	// ErrLogConflict is returned by Feed when the slave follows another
+	// history: another log_id, an index beyond the log, or another epoch
+	// at its applied index.
+	ErrLogConflict = errors.New("slave follows another history")
+	// ErrAppend is returned when the log append failed: nothing of the
+	// batch was written.
+	ErrAppend = errors.New("log append failed; nothing was written")
+)
+
+// Config configures a Master.
+type Config struct {
+	// MaxBatch bounds how many requests one group commit takes. Zero means 256.
+	MaxBatch int
+	// Heartbeat bounds how long a feed request waits for new entries.
+	// Zero means 250ms.
+	Heartbeat time.Duration
+	// MaxFeedBytes bounds the encoded size of one feed answer (at least one
+	// entry is always sent). Zero means 4 MiB.
+	MaxFeedBytes int
+	// Logger receives the master's logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Master accepts writes, appends them to the log and applies them.
+type Master struct {
+	cfg Config
+	log *wal.Log
+	db  *db.DB
+
+	queue  chan *pending
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	slaves map[string]*slaveProgress
+	fatal  error
+	done   chan struct{} // closed when the writer stops
+}
+
+type slaveProgress struct {
+	id, url  string
+	applied  uint64
+	lastSeen time.Time
+}
+
+// pending is a request waiting for the writer.
+type pending struct {
+	req  db.Request
+	ms   int64
+	seed uint64
+	resp chan Result
+}
+
+// Result is what the master answers for one write request.
+type Result struct {
+	db.Outcome
+	// Index is the log index of the request's entry, or the applied index
+	// when the request wrote nothing.
+	Index uint64
+	// Err is set when the request was not run or not written (the log
+	// append failed, the master stopped); Outcome.Err when it failed.
+	Err error
+}
+
+// Open checks that the database follows the log, applies the log's entries
+// the database lacks, and starts the writer. The master owns neither log nor
+// database: the caller closes them after Close.
+func Open(log *wal.Log, database *db.DB, cfg Config) (*Master, error) {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 256
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 250 * time.Millisecond
+	}
+	if cfg.MaxFeedBytes <= 0 {
+		cfg.MaxFeedBytes = 4 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	m := &Master{cfg: cfg, log: log, db: database, queue: make(chan *pending, 4*cfg.MaxBatch),
+		slaves: make(map[string]*slaveProgress), done: make(chan struct{})}
+	if err := m.recover(); err != nil {
+		return nil, err
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); m.run() }()
+	return m, nil
+}
+
+// recover refuses a database that follows another log or is ahead of the
+// log, then applies the entries after the database's applied index.
+func (m *Master) recover() error {
+	logID, applied := m.db.LogID(), m.db.AppliedIndex()
+	if logID != "" && logID != m.log.ID() {
+		return fmt.Errorf("refusing to start: the database %s follows log %s, but the log %s is log %s (another history); restore the matching log.db or start from an empty data directory",
+			m.db.Path(), logID, m.log.Path(), m.log.ID())
+	}
+	last := m.log.LastIndex()
+	if applied > last {
+		return fmt.Errorf("refusing to start: the database %s is ahead of its log: it applied index %d, but the log %s ends at %d (was log.db replaced by an older copy?)",
+			m.db.Path(), applied, m.log.Path(), last)
+	}
+	if applied < m.log.FirstIndex()-1 {
+		return fmt.Errorf("refusing to start: the database applied index %d, but the log starts at %d", applied, m.log.FirstIndex())
+	}
+	if applied == last {
+		return nil
+	}
+	m.cfg.Logger.Info("replaying log", "from", applied+1, "to", last)
+	for next := applied + 1; next <= last; {
+		entries, err := m.log.Read(next, 1000, 16<<20)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		if err := m.db.Apply(m.log.ID(), entries); err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		next = entries[len(entries)-1].Index + 1
+	}
+	m.cfg.Logger.Info("replayed log", "applied_index", m.db.AppliedIndex())
+	return nil
+}
+
+// Close stops the writer; requests still queued are answered ErrStopped.
+func (m *Master) Close() error {
+	m.cancel()
+	m.wg.Wait()
+	return nil
+}
+
+// Done is closed when the writer has stopped, by Close or by a fatal error.
+func (m *Master) Done() <-chan struct{} { return m.done }
+
+// Err returns the fatal error that stopped the master, if any.
+func (m *Master) Err() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.fatal
+}
+
+// Execute queues req for the writer and waits for its answer.
+func (m *Master) Execute(ctx context.Context, req db.Request) Result {
+	p := &pending{req: req, ms: m.cfg.Now().UnixMilli(), seed: randomSeed(), resp: make(chan Result, 1)}
+	select {
+	case m.queue <- p:
+	case <-m.done:
+		return Result{Err: ErrStopped}
+	case <-ctx.Done():
+		return Result{Err: ctx.Err()}
+	}
+	select {
+	case r := <-p.resp:
+		return r
+	case <-m.done:
+		// The writer may have answered just before stopping.
+		select {
+		case r := <-p.resp:
+			return r
+		default:
+			return Result{Err: ErrStopped}
+		}
+	}
+}
+
+func randomSeed() uint64 {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// run is the writer: it takes every queued request, up to MaxBatch, and
+// commits them together.
+func (m *Master) run() {
+	defer close(m.done)
+	batch := make([]*pending, 0, m.cfg.MaxBatch)
+	for {
+		select {
+		case <-m.ctx.Done():
+			m.drain(ErrStopped)
+			return
+		case p := <-m.queue:
+			batch = append(batch[:0], p)
+		}
+	more:
+		for len(batch) < m.cfg.MaxBatch {
+			select {
+			case p := <-m.queue:
+				batch = append(batch, p)
+			default:
+				break more
+			}
+		}
+		if err := m.commit(batch); err != nil {
+			m.mu.Lock()
+			m.fatal = err
+			m.mu.Unlock()
+			m.cfg.Logger.Error("fatal: stopping the master; the log holds the batch and will be replayed at start", "err", err)
+			m.drain(ErrStopped)
+			return
+		}
+	}
+}
+
+func (m *Master) drain(err error) {
+	for {
+		select {
+		case p := <-m.queue:
+			p.resp <- Result{Err: err}
+		default:
+			return
+		}
+	}
+}
+
+// commit runs one batch: every request in one SQLite transaction with a
+// savepoint each, the successful ones appended to the log in one update (one
+// fsync), then SQLite committed. SQLite never commits before the log's
+// fsync. The returned error is fatal.
+func (m *Master) commit(batch []*pending) error {
+	todo := batch
+	for len(todo) > 0 {
+		tx, err := m.db.Begin()
+		if err != nil {
+			for _, p := range todo {
+				p.resp <- Result{Err: fmt.Errorf("begin: %w", err)}
+			}
+			return nil
+		}
+		outs := make([]db.Outcome, len(todo))
+		lost := -1
+		for i, p := range todo {
+			outs[i] = tx.Run(p.req, p.ms, p.seed)
+			if outs[i].TxnLost {
+				lost = i
+				break
+			}
+		}
+		if lost >= 0 {
+			// The statement ended the whole transaction: this request
+			// fails, the others run again, with the same time and seed.
+			_ = tx.Rollback()
+			todo[lost].resp <- Result{Outcome: outs[lost], Index: m.db.AppliedIndex()}
+			todo = append(todo[:lost:lost], todo[lost+1:]...)
+			continue
+		}
+		index := m.log.LastIndex()
+		var entries []*wal.Entry
+		indexes := make([]uint64, len(todo))
+		for i, p := range todo {
+			indexes[i] = index
+			if len(outs[i].Logged) == 0 || outs[i].Err != nil {
+				continue
+			}
+			index++
+			indexes[i] = index
+			entries = append(entries, &wal.Entry{Index: index, Epoch: m.log.Epoch(), Time: p.ms, Seed: p.seed,
+				Txn: p.req.Txn, Statements: outs[i].Logged})
+		}
+		if len(entries) == 0 {
+			_ = tx.Rollback()
+			for i, p := range todo {
+				p.resp <- Result{Outcome: outs[i], Index: indexes[i]}
+			}
+			return nil
+		}
+		if err := m.log.Append(entries); err != nil {
+			_ = tx.Rollback()
+			m.cfg.Logger.Error("log append failed; batch rolled back", "err", err, "requests", len(todo))
+			for _, p := range todo {
+				p.resp <- Result{Err: fmt.Errorf("%w: %w", ErrAppend, err)}
+			}
+			return nil
+		}
+		cerr := tx.Commit(m.log.ID(), index)
+		// The entries are durable in the log: they are written, whatever
+		// SQLite says now, and replayed at start if it failed.
+		for i, p := range todo {
+			p.resp <- Result{Outcome: outs[i], Index: indexes[i]}
+		}
+		if cerr != nil {
+			return fmt.Errorf("commit SQLite after the log append of entries %d..%d: %w", entries[0].Index, index, cerr)
+		}
+		return nil
+	}
+	return nil
+}
+
+// FeedRequest is one long-poll of a slave.
+type FeedRequest struct {
+	From       uint64
+	Max        int
+	Wait       time.Duration
+	SlaveID    string
+	SlaveURL   string
+	LogID      string // "" for a slave that follows no log yet
+	Applied    uint64
+	LastEpoch  uint64
+	KnowsEpoch bool
+}
+
+// Feed returns the entries from req.From: at most req.Max and MaxFeedBytes,
+// but at least one when one exists. With none yet, it waits up to the
+// shorter of req.Wait and the heartbeat. It records the slave's progress.
+func (m *Master) Feed(ctx context.Context, req FeedRequest) ([]*wal.Entry, error) {
+	if req.SlaveID != "" {
+		m.mu.Lock()
+		sp := m.slaves[req.SlaveID]
+		if sp == nil {
+			sp = &slaveProgress{id: req.SlaveID}
+			m.slaves[req.SlaveID] = sp
+			m.cfg.Logger.Info("slave connected", "peer", req.SlaveID, "url", req.SlaveURL)
+		}
+		sp.url, sp.applied, sp.lastSeen = req.SlaveURL, req.Applied, m.cfg.Now()
+		m.mu.Unlock()
+	}
+	if req.LogID != "" && req.LogID != m.log.ID() {
+		return nil, fmt.Errorf("%w: the slave follows log %s, this master's log is %s", ErrLogConflict, req.LogID, m.log.ID())
+	}
+	last := m.log.LastIndex()
+	if req.From == 0 || req.From > last+1 {
+		return nil, fmt.Errorf("%w: from %d is beyond the log's next index %d", ErrLogConflict, req.From, last+1)
+	}
+	if req.KnowsEpoch && req.Applied > 0 {
+		epoch, err := m.log.EntryEpoch(req.Applied)
+		if err != nil {
+			return nil, fmt.Errorf("%w: entry %d: %w", ErrLogConflict, req.Applied, err)
+		}
+		if epoch != req.LastEpoch {
+			return nil, fmt.Errorf("%w: the slave's entry %d has epoch %d, the master's has %d", ErrLogConflict, req.Applied, req.LastEpoch, epoch)
+		}
+	}
+	if req.From == last+1 {
+		wait := req.Wait
+		if wait > m.cfg.Heartbeat || wait <= 0 {
+			wait = m.cfg.Heartbeat
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		err := m.log.Wait(wctx, last)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, nil // heartbeat: nothing new
+		}
+	}
+	max := req.Max
+	if max <= 0 || max > 10000 {
+		max = 10000
+	}
+	return m.log.Read(req.From, max, m.cfg.MaxFeedBytes)
+}
+
+// SlaveStatus is one slave's progress as the master last heard of it.
+type SlaveStatus struct {
+	ID       string
+	URL      string
+	Applied  uint64
+	Lag      uint64
+	LastSeen time.Time
+}
+
+// Slaves returns every slave that pulled the log, by id.
+func (m *Master) Slaves() []SlaveStatus {
+	last := m.log.LastIndex()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]SlaveStatus, 0, len(m.slaves))
+	for _, sp := range m.slaves {
+		lag := uint64(0)
+		if last > sp.applied {
+			lag = last - sp.applied
+		}
+		out = append(out, SlaveStatus{ID: sp.id, URL: sp.url, Applied: sp.applied, Lag: lag, LastSeen: sp.lastSeen})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Log returns the master's log.
+func (m *Master) Log() *wal.Log { return m.log }
+
+// DB returns the master's database.
+func (m *Master) DB() *db.DB { return m.db }

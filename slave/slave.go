@@ -1,0 +1,279 @@
+// Package slave is walship's slave role: the replicator that long-polls the
+// master's log and applies its entries in order, and the forwarding of
+// writes to the master with read-your-writes.
+//
+// # Goroutines
+//
+// A Slave owns one goroutine, the replicator (run), started by Open and
+// stopped by Close. It alone applies entries to the database. HTTP handlers
+// read the database and wait on the applied index.
+package slave
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/walship/walship/api/client"
+	"github.com/walship/walship/db"
+	"github.com/walship/walship/wal"
+)
+
+// ErrDiverged is returned when the slave stopped applying because its
+// history differs from the master's.
+var ErrDiverged = errors.New("slave diverged from the master")
+
+// Config configures a Slave.
+type Config struct {
+	// ID names the slave to the master.
+	ID string
+	// URL is the slave's advertised URL.
+	URL string
+	// MasterURL is the master's base URL.
+	MasterURL string
+	// Wait is how long one feed request may wait for new entries. Zero
+	// means 250ms (the master answers at least every heartbeat).
+	Wait time.Duration
+	// MaxEntries bounds the entries of one feed answer. Zero means 1000.
+	MaxEntries int
+	// ApplyWait bounds how long a forwarded write waits until the slave has
+	// applied it itself. Zero means 5s.
+	ApplyWait time.Duration
+	// Logger receives the slave's logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Slave follows a master's log.
+type Slave struct {
+	cfg    Config
+	db     *db.DB
+	master *client.Client
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu          sync.Mutex
+	state       string
+	lastErr     string
+	masterFirst uint64
+	masterLast  uint64
+	heard       bool
+	caughtUp    time.Time // when the slave last had applied all the master had
+	lastEpoch   uint64    // epoch of the entry at the applied index
+	knowsEpoch  bool
+	applied     chan struct{} // closed and replaced at every apply
+}
+
+// Open starts replicating into database from cfg.MasterURL.
+func Open(database *db.DB, cfg Config) (*Slave, error) {
+	if cfg.MasterURL == "" {
+		return nil, errors.New("slave: no master URL")
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = 250 * time.Millisecond
+	}
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = 1000
+	}
+	if cfg.ApplyWait <= 0 {
+		cfg.ApplyWait = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := client.New(cfg.MasterURL)
+	c.HTTP = &http.Client{Timeout: cfg.Wait + 30*time.Second}
+	s := &Slave{cfg: cfg, db: database, master: c, state: client.StateDisconnected, applied: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.run() }()
+	return s, nil
+}
+
+// Close stops the replicator.
+func (s *Slave) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// DB returns the slave's database.
+func (s *Slave) DB() *db.DB { return s.db }
+
+// MasterURL returns the master's URL.
+func (s *Slave) MasterURL() string { return s.cfg.MasterURL }
+
+// run is the replicator loop: long-poll, apply in order, back off with
+// jitter while the master is unreachable, stop applying on divergence.
+func (s *Slave) run() {
+	backoff := 50 * time.Millisecond
+	lastLog := time.Time{}
+	for s.ctx.Err() == nil {
+		err := s.Step(s.ctx)
+		if err == nil {
+			backoff = 50 * time.Millisecond
+			continue
+		}
+		if s.ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, ErrDiverged) {
+			s.cfg.Logger.Error("diverged: this slave's history differs from the master's; it stops applying and keeps serving reads of what it has", "err", err, "applied_index", s.db.AppliedIndex())
+			return
+		}
+		s.setState(client.StateDisconnected, err)
+		if now := time.Now(); now.Sub(lastLog) > 5*time.Second {
+			s.cfg.Logger.Warn("master unreachable; retrying", "master", s.cfg.MasterURL, "err", err)
+			lastLog = now
+		}
+		jitter := time.Duration(rand.Int64N(int64(backoff)))
+		select {
+		case <-time.After(backoff/2 + jitter):
+		case <-s.ctx.Done():
+			return
+		}
+		if backoff < 2*time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+// Step makes one feed request and applies what it returns. It returns an
+// error wrapping ErrDiverged when the slave must stop applying.
+func (s *Slave) Step(ctx context.Context) error {
+	applied := s.db.AppliedIndex()
+	s.mu.Lock()
+	lastEpoch, knows := s.lastEpoch, s.knowsEpoch
+	s.mu.Unlock()
+	res, err := s.master.Entries(ctx, client.FeedRequest{
+		From: applied + 1, Max: s.cfg.MaxEntries, Wait: s.cfg.Wait,
+		SlaveID: s.cfg.ID, SlaveURL: s.cfg.URL, LogID: s.db.LogID(), Applied: applied,
+		LastEpoch: lastEpoch, KnowsEpoch: knows,
+	})
+	if err != nil {
+		if errors.Is(err, client.ErrConflict) {
+			s.setState(client.StateDiverged, err)
+			return fmt.Errorf("%w: %w", ErrDiverged, err)
+		}
+		return err
+	}
+	if own := s.db.LogID(); own != "" && own != res.LogID {
+		err := fmt.Errorf("the master's log is %s, this slave follows %s", res.LogID, own)
+		s.setState(client.StateDiverged, err)
+		return fmt.Errorf("%w: %w", ErrDiverged, err)
+	}
+	if err := s.ApplyBatch(res.LogID, res.Entries); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.masterFirst, s.masterLast, s.heard = res.FirstIndex, res.LastIndex, true
+	if s.db.AppliedIndex() >= res.LastIndex {
+		s.state = client.StateStreaming
+		s.caughtUp = s.cfg.Now()
+	} else {
+		s.state = client.StateCatchingUp
+	}
+	s.lastErr = ""
+	s.mu.Unlock()
+	return nil
+}
+
+// ApplyBatch applies entries of log logID in one SQLite transaction. An
+// entry that fails to apply means divergence.
+func (s *Slave) ApplyBatch(logID string, entries []*wal.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	if err := s.db.Apply(logID, entries); err != nil {
+		var ae *db.ApplyError
+		if errors.As(err, &ae) || errors.Is(err, db.ErrGap) || errors.Is(err, db.ErrOtherLog) {
+			s.setState(client.StateDiverged, err)
+			return fmt.Errorf("%w: %w", ErrDiverged, err)
+		}
+		return err
+	}
+	last := entries[len(entries)-1]
+	s.mu.Lock()
+	s.lastEpoch, s.knowsEpoch = last.Epoch, true
+	close(s.applied)
+	s.applied = make(chan struct{})
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Slave) setState(state string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == client.StateDiverged {
+		return // final until restart
+	}
+	s.state = state
+	if err != nil {
+		s.lastErr = err.Error()
+	}
+}
+
+// WaitApplied waits until the slave has applied index, at most ApplyWait.
+// It reports whether it has.
+func (s *Slave) WaitApplied(ctx context.Context, index uint64) bool {
+	timer := time.NewTimer(s.cfg.ApplyWait)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		ch := s.applied
+		s.mu.Unlock()
+		if s.db.AppliedIndex() >= index {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return s.db.AppliedIndex() >= index
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// Forward sends a write to the master and waits until the slave applied it
+// (read-your-writes). A write the master committed is never answered with an
+// error: when the wait runs out, the answer says Pending.
+func (s *Slave) Forward(ctx context.Context, req client.SeedRequest) (*client.SeedResponse, error) {
+	resp, err := s.master.Seed(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if !s.WaitApplied(ctx, resp.Index) {
+		resp.Pending = true
+	}
+	return resp, nil
+}
+
+// Status is the slave's replication state.
+type Status struct {
+	State        string
+	Err          string
+	MasterFirst  uint64
+	MasterLast   uint64
+	Heard        bool
+	LastCaughtUp time.Time
+}
+
+// Status returns the slave's replication state.
+func (s *Slave) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Status{State: s.state, Err: s.lastErr, MasterFirst: s.masterFirst, MasterLast: s.masterLast,
+		Heard: s.heard, LastCaughtUp: s.caughtUp}
+}

@@ -1,0 +1,380 @@
+package wal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the fixtures under testdata/")
+
+// goldenPath is the encoding of sampleEntry, the guard against silent format
+// drift. corruptDir holds damaged encodings, written from it by -update.
+var (
+	goldenPath = filepath.Join("testdata", "entry-v1.bin")
+	corruptDir = filepath.Join("testdata", "corrupt")
+	fuzzDir    = filepath.Join("testdata", "fuzz", "FuzzUnmarshalBinary")
+)
+
+// sampleEntry is the small entry of the golden fixture. Never change it
+// without bumping the format version.
+func sampleEntry() *Entry {
+	return &Entry{
+		Index: 42,
+		Epoch: 3,
+		Time:  1764089748123,
+		Seed:  0x0123456789abcdef,
+		Txn:   true,
+		Statements: []Statement{
+			{SQL: "INSERT INTO t(a, b, c, d, e) VALUES (?, ?, :r, ?, ?)", Pos: 1, Params: []Param{
+				{Value: Integer(-7)},
+				{Value: Text("héllo")},
+				{Name: "r", Value: Real(2.5)},
+				{Value: Blob([]byte{0, 1, 0xff})},
+				{Value: Null()},
+			}},
+			{SQL: "DELETE FROM t WHERE a < 0", Pos: 3},
+		},
+	}
+}
+
+// roundTripCases are entries that must survive MarshalBinary and
+// UnmarshalBinary unchanged. They also seed FuzzUnmarshalBinary.
+func roundTripCases() map[string]*Entry {
+	many := &Entry{Index: 1 << 40, Epoch: 9, Time: 1, Seed: 2}
+	for i := range 300 {
+		many.Statements = append(many.Statements, Statement{
+			SQL: fmt.Sprintf("INSERT INTO t VALUES (%d)", i), Pos: uint32(i * 2),
+		})
+	}
+	manyParams := &Entry{Index: 2, Epoch: 1, Statements: []Statement{{SQL: "INSERT INTO t VALUES (" + strings.Repeat("?,", 199) + "?)"}}}
+	for i := range 200 {
+		manyParams.Statements[0].Params = append(manyParams.Statements[0].Params, Param{Value: Integer(int64(i) * 1000003)})
+	}
+	return map[string]*Entry{
+		"zero":            {},
+		"sample":          sampleEntry(),
+		"max header":      {Index: math.MaxUint64, Epoch: math.MaxUint64, Time: math.MinInt64, Seed: math.MaxUint64, Txn: true},
+		"negative time":   {Index: 1, Epoch: 1, Time: -1},
+		"no params":       {Index: 1, Epoch: 1, Statements: []Statement{{SQL: "CREATE TABLE t (a)"}}},
+		"empty sql":       {Index: 1, Epoch: 1, Statements: []Statement{{}}},
+		"max pos":         {Index: 1, Epoch: 1, Statements: []Statement{{SQL: "SELECT 1", Pos: math.MaxUint32}}},
+		"many statements": many,
+		"many params":     manyParams,
+		"integers": {Index: 3, Epoch: 2, Statements: []Statement{{SQL: "x", Params: []Param{
+			{Value: Integer(0)}, {Value: Integer(1)}, {Value: Integer(-1)},
+			{Value: Integer(63)}, {Value: Integer(-64)}, {Value: Integer(64)},
+			{Value: Integer(math.MaxInt64)}, {Value: Integer(math.MinInt64)},
+			{Value: Integer(math.MaxInt32)}, {Value: Integer(math.MinInt32)},
+		}}}},
+		"reals": {Index: 4, Epoch: 2, Statements: []Statement{{SQL: "x", Params: []Param{
+			{Value: Real(0)}, {Value: Real(math.Copysign(0, -1))}, {Value: Real(1.5)},
+			{Value: Real(-3.25e100)}, {Value: Real(math.SmallestNonzeroFloat64)},
+			{Value: Real(-math.SmallestNonzeroFloat64)}, {Value: Real(math.MaxFloat64)},
+			{Value: Real(math.Inf(1))}, {Value: Real(math.Inf(-1))}, {Value: Real(1e-310)},
+		}}}},
+		"texts": {Index: 5, Epoch: 2, Statements: []Statement{{SQL: "x", Params: []Param{
+			{Value: Text("")}, {Value: Text("plain")}, {Value: Text("ünïcødé ✓")},
+			{Value: Text("\x00\xff\xfe binary \x00")}, {Value: Text(strings.Repeat("long ", 10000))},
+		}}}},
+		"blobs": {Index: 6, Epoch: 2, Statements: []Statement{{SQL: "x", Params: []Param{
+			{Value: Blob(nil)}, {Value: Blob([]byte{})}, {Value: Blob([]byte{0})},
+			{Value: Blob(bytes.Repeat([]byte{0xde, 0xad}, 5000))},
+		}}}},
+		"nulls": {Index: 7, Epoch: 2, Statements: []Statement{{SQL: "x", Params: []Param{{Value: Null()}, {Value: Null()}}}}},
+		"named params": {Index: 8, Epoch: 2, Statements: []Statement{{SQL: "INSERT INTO t VALUES (:a, @b, $c)", Params: []Param{
+			{Name: "a", Value: Integer(1)}, {Name: "b", Value: Text("two")}, {Name: "c", Value: Blob([]byte("3"))},
+			{Name: "ü\x00", Value: Null()},
+		}}}},
+		"txn mixed": {Index: 9, Epoch: 5, Time: 1700000000000, Seed: 99, Txn: true, Statements: []Statement{
+			{SQL: "INSERT INTO a VALUES (?)", Pos: 0, Params: []Param{{Value: Integer(1)}}},
+			{SQL: "INSERT INTO b VALUES (?)", Pos: 2, Params: []Param{{Value: Real(-0.5)}}},
+			{SQL: "UPDATE c SET x = ?", Pos: 5, Params: []Param{{Value: Text("y")}, {Value: Blob(nil)}}},
+		}},
+	}
+}
+
+// diffEntry returns the first difference between two entries, or "". Reals
+// compare by their bits (so -0.0 differs from 0.0); nil and empty slices are
+// equal.
+func diffEntry(a, b *Entry) string {
+	if a.Index != b.Index || a.Epoch != b.Epoch || a.Time != b.Time || a.Seed != b.Seed || a.Txn != b.Txn {
+		return fmt.Sprintf("header: %d/%d/%d/%d/%t != %d/%d/%d/%d/%t",
+			a.Index, a.Epoch, a.Time, a.Seed, a.Txn, b.Index, b.Epoch, b.Time, b.Seed, b.Txn)
+	}
+	if len(a.Statements) != len(b.Statements) {
+		return fmt.Sprintf("%d statements != %d", len(a.Statements), len(b.Statements))
+	}
+	for i := range a.Statements {
+		sa, sb := &a.Statements[i], &b.Statements[i]
+		if sa.SQL != sb.SQL || sa.Pos != sb.Pos || len(sa.Params) != len(sb.Params) {
+			return fmt.Sprintf("statement %d: %q pos %d (%d params) != %q pos %d (%d params)",
+				i, sa.SQL, sa.Pos, len(sa.Params), sb.SQL, sb.Pos, len(sb.Params))
+		}
+		for j := range sa.Params {
+			pa, pb := sa.Params[j], sb.Params[j]
+			va, vb := pa.Value, pb.Value
+			if pa.Name != pb.Name || va.Kind != vb.Kind || va.Int != vb.Int ||
+				math.Float64bits(va.Real) != math.Float64bits(vb.Real) ||
+				va.Text != vb.Text || !bytes.Equal(va.Blob, vb.Blob) {
+				return fmt.Sprintf("statement %d, param %d: %+v != %+v", i, j, pa, pb)
+			}
+		}
+	}
+	return ""
+}
+
+func TestEntryRoundTrip(t *testing.T) {
+	for name, want := range roundTripCases() {
+		t.Run(name, func(t *testing.T) {
+			b, err := want.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got Entry
+			if err := got.UnmarshalBinary(b); err != nil {
+				t.Fatal(err)
+			}
+			if d := diffEntry(want, &got); d != "" {
+				t.Fatal(d)
+			}
+			for _, s := range got.Statements {
+				for _, p := range s.Params {
+					if p.Value.Kind == KindBlob && p.Value.Blob == nil {
+						t.Error("decoded blob is nil, want a non-nil slice")
+					}
+				}
+			}
+			// One encoding per entry: re-marshaling gives the same bytes.
+			again, err := got.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(again, b) {
+				t.Fatal("re-marshaled bytes differ")
+			}
+			// AppendBinary appends, and its checksum covers its own bytes.
+			prefix := []byte("prefix")
+			app, err := want.AppendBinary(bytes.Clone(prefix))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(app[:len(prefix)], prefix) || !bytes.Equal(app[len(prefix):], b) {
+				t.Fatal("AppendBinary differs from MarshalBinary")
+			}
+		})
+	}
+}
+
+// TestEntryUnmarshalCopies checks that a decoded entry shares no memory
+// with its input: bbolt's values are only valid inside their transaction.
+func TestEntryUnmarshalCopies(t *testing.T) {
+	b, err := sampleEntry().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Entry
+	if err := got.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	clear(b)
+	if d := diffEntry(sampleEntry(), &got); d != "" {
+		t.Fatal(d)
+	}
+}
+
+func TestEntryMarshalErrors(t *testing.T) {
+	var nilEntry *Entry
+	if _, err := nilEntry.MarshalBinary(); err == nil {
+		t.Error("nil entry: no error")
+	}
+	e := &Entry{Index: 5, Statements: []Statement{{SQL: "x", Params: []Param{{Value: Value{Kind: 9}}}}}}
+	if _, err := e.MarshalBinary(); err == nil || !strings.Contains(err.Error(), "unknown value kind 9") {
+		t.Errorf("unknown kind: err = %v", err)
+	}
+	// AppendBinary leaves the buffer as it was on error.
+	if b, err := e.AppendBinary([]byte("abc")); err == nil || string(b) != "abc" {
+		t.Errorf("AppendBinary on error = %q, %v", b, err)
+	}
+}
+
+func TestEntryGolden(t *testing.T) {
+	b, err := sampleEntry().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		writeFixtures(t, b)
+	}
+	golden, err := os.ReadFile(goldenPath)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestEntryGolden -update to create it)", err)
+	}
+	if !bytes.Equal(b, golden) {
+		t.Fatalf("the encoding of sampleEntry changed: the on-disk format drifted.\ngot  %x\nwant %x", b, golden)
+	}
+	var got Entry
+	if err := got.UnmarshalBinary(golden); err != nil {
+		t.Fatal(err)
+	}
+	if d := diffEntry(sampleEntry(), &got); d != "" {
+		t.Fatal(d)
+	}
+}
+
+// withCRC returns body followed by its CRC-32C, as an encoding ends.
+func withCRC(body []byte) []byte {
+	return binary.BigEndian.AppendUint32(bytes.Clone(body), crc32.Checksum(body, castagnoli))
+}
+
+// header returns the fixed-width part of an encoding of index 1, epoch 1.
+func header() []byte {
+	b, _ := (&Entry{Index: 1, Epoch: 1}).MarshalBinary()
+	return b[:entryHeaderSize]
+}
+
+// corruptFixtures derives the damaged encodings of testdata/corrupt from the
+// golden one, each with the error detail it must produce. All but the first
+// two carry a valid checksum, so that decoding reaches the damage.
+func corruptFixtures(golden []byte) map[string][]byte {
+	body := golden[:len(golden)-entryCRCSize]
+	flipped := bytes.Clone(golden)
+	flipped[len(flipped)/2] ^= 0x01
+	badVersion := bytes.Clone(body)
+	badVersion[0] = 2
+	badFlags := bytes.Clone(body)
+	badFlags[33] = 0x03
+	nullParam, _ := (&Entry{Index: 1, Epoch: 1, Statements: []Statement{{SQL: "x", Params: []Param{{Value: Null()}}}}}).MarshalBinary()
+	badKind := bytes.Clone(nullParam[:len(nullParam)-entryCRCSize])
+	badKind[len(badKind)-1] = 9
+	return map[string][]byte{
+		"flipped-byte.bin":       flipped,
+		"truncated.bin":          golden[:len(golden)-5],
+		"truncated-header.bin":   golden[:20],
+		"bad-version.bin":        withCRC(badVersion),
+		"bad-flags.bin":          withCRC(badFlags),
+		"bad-kind.bin":           withCRC(badKind),
+		"trailing-bytes.bin":     withCRC(append(bytes.Clone(body), 0)),
+		"non-minimal-varint.bin": withCRC(append(header(), 0x80, 0x00)),
+		"huge-count.bin":         withCRC(binary.AppendUvarint(header(), 1<<62)),
+		"huge-length.bin":        withCRC(binary.AppendUvarint(append(header(), 1, 0), 1<<40)),
+		"big-pos.bin":            withCRC(binary.AppendUvarint(append(header(), 1), 1<<32)),
+		"missing-kind.bin":       withCRC(append(header(), 1, 0, 1, 'x', 1, 1, 'n')),
+		"short-real.bin":         withCRC(append(header(), 1, 0, 1, 'x', 1, 0, byte(KindReal), 1, 2, 3)),
+	}
+}
+
+func TestEntryCorrupt(t *testing.T) {
+	for name, detail := range map[string]string{
+		"flipped-byte.bin":       "checksum mismatch",
+		"truncated.bin":          "checksum mismatch",
+		"truncated-header.bin":   "20 bytes, an entry takes at least 39",
+		"bad-version.bin":        "unknown version 2",
+		"bad-flags.bin":          "unknown flags 0x03",
+		"bad-kind.bin":           "unknown value kind 9",
+		"trailing-bytes.bin":     "1 trailing bytes",
+		"non-minimal-varint.bin": "non-minimal varint",
+		"huge-count.bin":         "statement count 4611686018427387904 exceeds",
+		"huge-length.bin":        "sql length 1099511627776 exceeds",
+		"big-pos.bin":            "position 4294967296 exceeds 32 bits",
+		"missing-kind.bin":       "missing value kind",
+		"short-real.bin":         "real: 3 bytes remain, need 8",
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join(corruptDir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := Entry{Index: 77}
+			err = e.UnmarshalBinary(b)
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("err = %v, want ErrCorrupt", err)
+			}
+			if !strings.Contains(err.Error(), detail) {
+				t.Fatalf("err = %v, want it to say %q", err, detail)
+			}
+			if e.Index != 77 {
+				t.Fatal("a failed UnmarshalBinary changed the entry")
+			}
+		})
+	}
+}
+
+// TestEntryTruncatedEverywhere cuts the golden encoding at every length:
+// each must fail cleanly.
+func TestEntryTruncatedEverywhere(t *testing.T) {
+	b, err := sampleEntry().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range len(b) {
+		var e Entry
+		if err := e.UnmarshalBinary(b[:n]); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%d of %d bytes: err = %v, want ErrCorrupt", n, len(b), err)
+		}
+	}
+}
+
+// TestEntryHugeLengthsDoNotAllocate checks that a declared count or length
+// is refused before anything of that size is allocated.
+func TestEntryHugeLengthsDoNotAllocate(t *testing.T) {
+	inputs := map[string][]byte{
+		// 1<<24 statements would take ~1 GiB of Statement structs.
+		"statements": withCRC(append(binary.AppendUvarint(header(), 1<<24), make([]byte, 64)...)),
+		"params":     withCRC(append(binary.AppendUvarint(append(header(), 1, 0, 0), 1<<24), make([]byte, 64)...)),
+		"sql":        withCRC(append(binary.AppendUvarint(append(header(), 1, 0), 1<<30), make([]byte, 64)...)),
+		"text":       withCRC(append(binary.AppendUvarint(append(header(), 1, 0, 0, 1, 0, byte(KindText)), 1<<30), make([]byte, 64)...)),
+		"blob":       withCRC(append(binary.AppendUvarint(append(header(), 1, 0, 0, 1, 0, byte(KindBlob)), 1<<30), make([]byte, 64)...)),
+	}
+	for name, b := range inputs {
+		t.Run(name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			for range 10 {
+				var e Entry
+				if err := e.UnmarshalBinary(b); !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("err = %v, want ErrCorrupt", err)
+				}
+			}
+			runtime.ReadMemStats(&after)
+			if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+				t.Fatalf("decoding allocated %d bytes", n)
+			}
+		})
+	}
+}
+
+// writeFixtures rewrites the golden fixture, the corrupt fixtures and the
+// fuzz seed corpus (-update).
+func writeFixtures(t *testing.T, golden []byte) {
+	t.Helper()
+	for _, dir := range []string{corruptDir, fuzzDir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(path string, b []byte) {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(goldenPath, golden)
+	fuzz := func(name string, b []byte) {
+		write(filepath.Join(fuzzDir, name), fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", b))
+	}
+	fuzz("golden", golden)
+	for name, b := range corruptFixtures(golden) {
+		write(filepath.Join(corruptDir, name), b)
+		fuzz(strings.TrimSuffix(name, ".bin"), b)
+	}
+	t.Log("rewrote the fixtures under testdata/")
+}
