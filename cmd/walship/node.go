@@ -43,8 +43,8 @@ type Node struct {
 }
 
 // StartNode opens a node's data directory and starts serving.
-func StartNode(cfg NodeConfig) (n *Node, err error) {
-	n = &Node{cfg: cfg}
+func StartNode(cfg NodeConfig) (_ *Node, err error) {
+	n := &Node{cfg: cfg}
 	defer func() {
 		if err != nil {
 			n.Close()
