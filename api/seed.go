@@ -67,8 +67,8 @@ func (s *Server) parseSeed(w http.ResponseWriter, r *http.Request) (*client.Seed
 	if err := dec.Decode(&req); err != nil {
 		return nil, nil, fmt.Errorf(`%w: malformed JSON: %v; send {"command":"exec"|"query","query":"SQL"}`, ErrBadRequest, err)
 	}
-	if dec.More() {
-		return nil, nil, fmt.Errorf("%w: more than one JSON value in the body", ErrBadRequest)
+	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
+		return nil, nil, fmt.Errorf("%w: more than one JSON value, or unexpected data after the JSON value", ErrBadRequest)
 	}
 	if req.IsMaster {
 		return nil, nil, fmt.Errorf("%w: is_master is not accepted from clients: slaves pull the master's log, nothing pushes to them", ErrForbidden)
@@ -205,12 +205,12 @@ func (s *Server) seedExec(r *http.Request, req *client.SeedRequest, stmts []wal.
 func (s *Server) forwardExec(r *http.Request, req *client.SeedRequest, stmts []wal.Statement) (*client.SeedResponse, error) {
 	for _, st := range stmts {
 		cl, _ := s.db().Classify(r.Context(), st.SQL)
+		if cl.Refused != "" {
+			return nil, fmt.Errorf("%w: %s", db.ErrRefused, cl.Refused)
+		}
 		if cl.Schema {
 			return nil, &client.StatusError{Status: http.StatusForbidden, Master: s.Slave.MasterURL(),
 				Msg: fmt.Sprintf("schema statements (CREATE, ALTER, DROP …) are taken only by the master: send them to %s", s.Slave.MasterURL())}
-		}
-		if cl.Refused != "" {
-			return nil, fmt.Errorf("%w: %s", db.ErrRefused, cl.Refused)
 		}
 	}
 	resp, err := s.Slave.Forward(r.Context(), *req)

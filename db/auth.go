@@ -35,9 +35,31 @@ type authState struct {
 	insert  bool   // the statement itself inserts rows
 	writes  bool   // any action that changes the database was seen
 	refused string // the first refused action, why
+	// nodeLocal says why the statement reads something whose value
+	// differs between nodes (walship's own tables, the file's pages);
+	// "" if it reads nothing of the kind. A write that does is refused:
+	// a replica would store other values than the master.
+	nodeLocal string
+	pragma    string // the PRAGMA the statement runs, "" if none
 }
 
 func (a *authState) reset(p policy) { *a = authState{policy: p} }
+
+// writeRefusal says why a compiled statement that is not read-only may not
+// run as a replicated write, "" if it may.
+func (a *authState) writeRefusal() string {
+	switch {
+	case a.nodeLocal != "":
+		return a.nodeLocal
+	case a.pragma != "":
+		return fmt.Sprintf("PRAGMA %s is not allowed in a write: it may change the database file or the connection; run it as a query", a.pragma)
+	case !a.writes:
+		// It changes the file without naming a table to SQLite's
+		// authorizer: VACUUM and VACUUM INTO.
+		return "VACUUM is not allowed: it rewrites or copies the whole database file outside the log"
+	}
+	return ""
+}
 
 // readPragmas may be run as queries (without a value). pragmasWithArg take
 // a table, index or count as their argument and stay read-only with it.
@@ -61,6 +83,20 @@ var (
 	// refusedFuncs are functions no replicated write may call: their result
 	// depends on the node or the connection's history, or they reach outside
 	// the database.
+	// nodeLocalTables are tables (mostly virtual) whose content differs
+	// between nodes holding the same data: the file's pages and layout,
+	// its change counter, its path, walship's own position in the log.
+	nodeLocalTables = map[string]string{
+		"sqlite_dbpage":         "sqlite_dbpage holds the raw pages of this node's file",
+		"dbstat":                "dbstat describes the layout of this node's file",
+		"pragma_data_version":   "data_version differs between nodes",
+		"pragma_database_list":  "database_list names this node's file",
+		"pragma_page_count":     "page_count describes this node's file",
+		"pragma_freelist_count": "freelist_count describes this node's file",
+	}
+	// fileModules are virtual table modules that read or write the
+	// database file itself.
+	fileModules  = map[string]bool{"dbstat": true, "sqlite_dbpage": true}
 	refusedFuncs = map[string]string{
 		"load_extension": "load_extension() is not allowed",
 		"total_changes":  "total_changes() is not allowed in writes: it counts the changes of the connection's whole life, which differs between nodes",
@@ -73,6 +109,20 @@ func isSQLiteName(name string) bool {
 
 func isInternalName(name string) bool {
 	return len(name) >= 8 && strings.EqualFold(name[:8], "_walship")
+}
+
+// changesSchemaOrRows reports whether action creates, alters or drops an
+// object, or changes rows.
+func changesSchemaOrRows(action int32) bool {
+	switch action {
+	case sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE,
+		sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_CREATE_TRIGGER,
+		sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_DROP_INDEX, sqlite3.SQLITE_DROP_TABLE,
+		sqlite3.SQLITE_DROP_TRIGGER, sqlite3.SQLITE_DROP_VIEW, sqlite3.SQLITE_ALTER_TABLE,
+		sqlite3.SQLITE_CREATE_VTABLE, sqlite3.SQLITE_DROP_VTABLE, sqlite3.SQLITE_ANALYZE, sqlite3.SQLITE_REINDEX:
+		return true
+	}
+	return false
 }
 
 // authorize is SQLite's authorizer for c: it records what the statement does
@@ -105,9 +155,29 @@ func (c *conn) authorize(action int32, arg1, arg2, dbName, trigger string) int32
 			a.dml = true
 			a.insert = a.insert || action == sqlite3.SQLITE_INSERT
 		}
+	case sqlite3.SQLITE_READ:
+		if a.nodeLocal == "" {
+			if isInternalName(arg1) {
+				a.nodeLocal = fmt.Sprintf("a write may not read %s: walship's own table is not the same on every node while entries are applied", arg1)
+			} else if why, ok := nodeLocalTables[strings.ToLower(arg1)]; ok {
+				a.nodeLocal = "a write may not read " + arg1 + ": " + why
+			}
+		}
+	case sqlite3.SQLITE_FUNCTION:
+		if a.nodeLocal == "" && strings.EqualFold(arg2, "sqlite_offset") {
+			a.nodeLocal = "a write may not call sqlite_offset(): it tells where a row is in this node's file"
+		}
+	case sqlite3.SQLITE_PRAGMA:
+		a.pragma = arg1
 	}
 	if a.policy == policyInternal {
 		return sqlite3.SQLITE_OK
+	}
+	// CREATE TABLE temp.x names the temp schema instead of saying TEMP:
+	// SQLite then asks for SQLITE_CREATE_TABLE in database "temp". (Its
+	// own statements update sqlite_temp_master, on ALTER TABLE … RENAME.)
+	if strings.EqualFold(dbName, "temp") && changesSchemaOrRows(action) && !isSQLiteName(arg1) {
+		return deny("temporary objects are not allowed: they live in one connection of one node")
 	}
 	switch action {
 	case sqlite3.SQLITE_ATTACH:
@@ -146,15 +216,28 @@ func (c *conn) authorize(action int32, arg1, arg2, dbName, trigger string) int32
 		sqlite3.SQLITE_DROP_TRIGGER, sqlite3.SQLITE_DROP_VIEW, sqlite3.SQLITE_ALTER_TABLE:
 		// arg1 is the table (or index, trigger, view) name; sqlite_master
 		// itself is written by every CREATE and is fine.
-		if isInternalName(arg1) || (action == sqlite3.SQLITE_ALTER_TABLE && isInternalName(arg2)) {
-			return deny(fmt.Sprintf("%s is walship's own table and cannot be changed", arg1))
+		table := arg1
+		if action == sqlite3.SQLITE_ALTER_TABLE {
+			table = arg2 // arg1 is the database
+		}
+		if isInternalName(table) {
+			return deny(fmt.Sprintf("%s is walship's own table and cannot be changed", table))
+		}
+		if strings.EqualFold(arg1, "sqlite_dbpage") {
+			return deny("sqlite_dbpage cannot be changed: it writes raw pages of the database file")
 		}
 		if (action == sqlite3.SQLITE_CREATE_INDEX || action == sqlite3.SQLITE_CREATE_TRIGGER ||
 			action == sqlite3.SQLITE_DROP_INDEX || action == sqlite3.SQLITE_DROP_TRIGGER) && isInternalName(arg2) {
 			return deny(fmt.Sprintf("%s is walship's own table and cannot be changed", arg2))
 		}
 		return sqlite3.SQLITE_OK
-	case sqlite3.SQLITE_CREATE_VTABLE, sqlite3.SQLITE_DROP_VTABLE, sqlite3.SQLITE_ANALYZE, sqlite3.SQLITE_REINDEX:
+	case sqlite3.SQLITE_CREATE_VTABLE, sqlite3.SQLITE_DROP_VTABLE:
+		// arg2 is the module.
+		if fileModules[strings.ToLower(arg2)] {
+			return deny(fmt.Sprintf("virtual tables using %s are not allowed: they read this node's file, which differs between nodes", arg2))
+		}
+		return sqlite3.SQLITE_OK
+	case sqlite3.SQLITE_ANALYZE, sqlite3.SQLITE_REINDEX:
 		return sqlite3.SQLITE_OK
 	}
 	return deny(fmt.Sprintf("operation %d is not allowed", action))

@@ -68,6 +68,9 @@ func Open(path string, opts Options) (*DB, error) {
 		if err == nil {
 			err = setupConn(r, "PRAGMA query_only=1;")
 		}
+		if err == nil {
+			r.watchCancel()
+		}
 		if err != nil {
 			d.Close()
 			return nil, fmt.Errorf("open sqlite %s for reading: %w", path, err)
@@ -140,6 +143,9 @@ func (d *DB) Close() error {
 			first = err
 		}
 	}
+	// Every reader is back and closed: a reader call still waiting
+	// for one gets ErrClosed.
+	close(d.readers)
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	if d.w != nil {
@@ -184,13 +190,15 @@ func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint6
 		return res, false, fmt.Errorf("%w: send one statement at a time, or let walship split the text", ErrMultiple)
 	}
 	ro := s.readonly()
-	if p == policyRead && !ro {
+	// An allow-listed PRAGMA (journal_mode) may look like a write to
+	// SQLite: on a read-only, query_only connection it cannot be one.
+	if p == policyRead && !ro && c.auth.pragma == "" {
 		return res, false, ErrWriteInQuery
 	}
-	if p == policyWrite && !ro && !c.auth.writes {
-		// It changes the file without naming a table to SQLite's
-		// authorizer: VACUUM and VACUUM INTO.
-		return res, false, refused("VACUUM is not allowed: it rewrites or copies the whole database file outside the log")
+	if p == policyWrite && !ro {
+		if why := c.auth.writeRefusal(); why != "" {
+			return res, false, refused(why)
+		}
 	}
 	dml, insert := c.auth.dml, c.auth.insert
 	if pinned {
@@ -201,9 +209,6 @@ func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint6
 	if len(st.Params) > 0 || s.paramCount() > 0 {
 		if err := s.bind(st.Params); err != nil {
 			return res, false, err
-		}
-		if n := s.paramCount(); n > 0 && len(st.Params) == 0 {
-			return res, false, fmt.Errorf("%w: the statement takes %d, none given", ErrParams, n)
 		}
 	}
 	ncol := s.columnCount()
@@ -249,10 +254,27 @@ func (d *DB) Query(ctx context.Context, stmts []wal.Statement) ([]Result, error)
 		return nil, err
 	}
 	defer d.putReader(c)
-	stop := context.AfterFunc(ctx, c.interrupt)
-	defer stop()
+	// The progress handler (watchCancel) stops the statement when ctx
+	// ends: sqlite3_interrupt alone is lost when it comes before the
+	// statement starts. The reader goes back to the pool only once the
+	// cancellation is over, so that it cannot reach a later query.
+	c.canceled.Store(false)
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		c.canceled.Store(true)
+		c.interrupt()
+	})
+	defer func() {
+		if !stop() {
+			<-fired
+		}
+	}()
 	out := make([]Result, 0, len(stmts))
 	for _, st := range stmts {
+		if ctx.Err() != nil {
+			return out, fmt.Errorf("query: %w", ctx.Err())
+		}
 		res, _, err := c.run(st, policyRead, false, 0, 0)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -270,7 +292,10 @@ func (d *DB) reader(ctx context.Context) (*conn, error) {
 		return nil, ErrClosed
 	}
 	select {
-	case c := <-d.readers:
+	case c, ok := <-d.readers:
+		if !ok {
+			return nil, ErrClosed
+		}
 		return c, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -305,8 +330,8 @@ func (d *DB) Classify(ctx context.Context, sql string) (Class, error) {
 	}
 	if s != nil {
 		cl.Write = cl.Write || !s.readonly()
-		if !s.readonly() && !c.auth.writes && cl.Refused == "" {
-			cl.Refused = "VACUUM is not allowed: it rewrites or copies the whole database file outside the log"
+		if !s.readonly() && cl.Refused == "" {
+			cl.Refused = c.auth.writeRefusal()
 		}
 		s.finalize()
 	}

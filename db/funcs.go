@@ -62,12 +62,21 @@ const pureFlags = sqlite3.SQLITE_UTF8 | sqlite3.SQLITE_DETERMINISTIC | sqlite3.S
 
 var funcDefs = []funcDef{
 	{"current_timestamp", 0, pureFlags, func(c *conn, _ []wal.Value, _ []int64) (wal.Value, error) {
+		if err := c.notPure("current_timestamp"); err != nil {
+			return wal.Value{}, err
+		}
 		return wal.Text(c.now().Format("2006-01-02 15:04:05")), nil
 	}},
 	{"current_date", 0, pureFlags, func(c *conn, _ []wal.Value, _ []int64) (wal.Value, error) {
+		if err := c.notPure("current_date"); err != nil {
+			return wal.Value{}, err
+		}
 		return wal.Text(c.now().Format("2006-01-02")), nil
 	}},
 	{"current_time", 0, pureFlags, func(c *conn, _ []wal.Value, _ []int64) (wal.Value, error) {
+		if err := c.notPure("current_time"); err != nil {
+			return wal.Value{}, err
+		}
 		return wal.Text(c.now().Format("15:04:05")), nil
 	}},
 	{"random", 0, sqlite3.SQLITE_UTF8 | sqlite3.SQLITE_INNOCUOUS, func(c *conn, _ []wal.Value, _ []int64) (wal.Value, error) {
@@ -89,28 +98,31 @@ var funcDefs = []funcDef{
 		}
 		return wal.Blob(b), nil
 	}},
-	dateFunc("date", 0),
-	dateFunc("time", 0),
-	dateFunc("datetime", 0),
-	dateFunc("julianday", 0),
-	dateFunc("unixepoch", 0),
-	dateFunc("strftime", 1),
-	dateFunc("timediff", 0),
+	dateFunc("date", 0, -1),
+	dateFunc("time", 0, -1),
+	dateFunc("datetime", 0, -1),
+	dateFunc("julianday", 0, -1),
+	dateFunc("unixepoch", 0, -1),
+	dateFunc("strftime", 1, -1),
+	dateFunc("timediff", 0, 2),
 }
 
 func (c *conn) now() time.Time { return time.UnixMilli(c.clock.nowMS).UTC() }
 
 // dateFunc overrides SQLite's date function name, whose time value is the
 // argument at position tv (timediff takes two time values and no
-// modifiers).
-func dateFunc(name string, tv int) funcDef {
-	return funcDef{name, -1, pureFlags, func(c *conn, args []wal.Value, _ []int64) (wal.Value, error) {
+// modifiers), with nArg arguments as SQLite registers it (-1: any number).
+func dateFunc(name string, tv int, nArg int32) funcDef {
+	return funcDef{name, nArg, pureFlags, func(c *conn, args []wal.Value, _ []int64) (wal.Value, error) {
 		nowText := wal.Text(c.now().Format("2006-01-02 15:04:05.000"))
 		out := make([]wal.Value, 0, len(args)+1)
-		if len(args) <= tv {
-			// No time value: SQLite means 'now'.
+		impure := false // 'now', 'localtime' or 'utc' is used
+		if len(args) == tv {
+			// No time value: SQLite means 'now'. (strftime() without
+			// even a format is NULL, as SQLite has it.)
 			out = append(out, args...)
 			out = append(out, nowText)
+			impure = true
 		} else {
 			for i, a := range args {
 				isTime := i == tv || (name == "timediff" && i <= 1)
@@ -118,16 +130,63 @@ func dateFunc(name string, tv int) funcDef {
 				switch {
 				case isTime && isText && strings.EqualFold(a.Text, "now"):
 					out = append(out, nowText)
+					impure = true
 				case !isTime && i > tv && name != "timediff" && isText &&
 					(strings.EqualFold(a.Text, "localtime") || strings.EqualFold(a.Text, "utc")):
 					// every node keeps time in UTC
+					impure = true
 				default:
 					out = append(out, a)
 				}
 			}
 		}
+		if impure {
+			if err := c.notPure(name); err != nil {
+				return wal.Value{}, err
+			}
+		}
 		return c.evalBuiltin(name, out)
 	}}
+}
+
+// notPure refuses 'now' (and the 'localtime' and 'utc' modifiers) where
+// SQLite requires a function's result to depend on its arguments only: in a
+// CHECK constraint, a generated column or an index. SQLite's own date
+// functions refuse it there (sqlite3NotPureFunc) with the same message; the
+// overrides are registered as deterministic, so that SQLite lets them into
+// those places at all, and must refuse it themselves. Otherwise an index
+// on datetime('now') would keep the time of each write, and a query would
+// read those stale values as the current time.
+func (c *conn) notPure(name string) error {
+	if where := pureContext(c.callCtx); where != "" {
+		return fmt.Errorf("non-deterministic use of %s() in %s", name, where)
+	}
+	return nil
+}
+
+// pureContext tells where the function call ctx runs, when SQLite runs it
+// as a pure function (OP_PureFunc): "a CHECK constraint", "a generated
+// column" or "an index"; "" anywhere else. It reads SQLite's structures the
+// way sqlite3NotPureFunc does: the C API has no call for it.
+func pureContext(ctx uintptr) string {
+	if ctx == 0 {
+		return ""
+	}
+	pc := (*sqlite3.Tsqlite3_context)(ptr(ctx))
+	if pc.FpVdbe == 0 {
+		return ""
+	}
+	op := (*sqlite3.TVdbeOp)(ptr((*sqlite3.TVdbe)(ptr(pc.FpVdbe)).FaOp + uintptr(pc.FiOp)*unsafe.Sizeof(sqlite3.TVdbeOp{})))
+	if op.Fopcode != sqlite3.OP_PureFunc {
+		return ""
+	}
+	switch {
+	case op.Fp5&sqlite3.NC_IsCheck != 0:
+		return "a CHECK constraint"
+	case op.Fp5&sqlite3.NC_GenCol != 0:
+		return "a generated column"
+	}
+	return "an index"
 }
 
 // evalBuiltin evaluates SQLite's own function name on the evaluator.
@@ -244,7 +303,9 @@ func funcTrampoline(tls *libc.TLS, ctx uintptr, argc int32, argv uintptr) {
 			args[i] = wal.Null()
 		}
 	}
+	c.callCtx = ctx
 	res, err := funcDefs[idx].impl(c, args, ints)
+	c.callCtx = 0
 	if err != nil {
 		resultError(tls, ctx, err.Error())
 		return

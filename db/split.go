@@ -1,14 +1,22 @@
 package db
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Split cuts sql into single statements, each with its terminating
-// semicolon where it had one. It follows SQLite's own tokenizer, the state
+// semicolon where it had one; each is a substring of sql. It follows SQLite's own tokenizer, the state
 // machine of sqlite3_complete (complete.c): semicolons inside strings,
 // quoted identifiers, comments and CREATE TRIGGER bodies do not end a
 // statement. Empty statements (white space, comments, lone semicolons) are
-// dropped. An unterminated string, identifier, comment or trigger body is an
-// error.
+// dropped, and so are the white space and comments before a statement and
+// after a last statement that has no semicolon, so that every statement,
+// with a semicolon appended where it has none, is complete for SQLite.
+//
+// An unterminated string, identifier, comment or trigger body is an error
+// wrapping ErrIncomplete, and so is a NUL byte: SQLite reads SQL text only
+// up to the first NUL, and would silently drop whatever follows it.
 func Split(sql string) ([]string, error) {
 	const (
 		tkSEMI = iota
@@ -32,11 +40,15 @@ func Split(sql string) ([]string, error) {
 		{6, 6, 5, 5, 5, 5, 5, 7},
 		{1, 7, 5, 5, 5, 5, 5, 5},
 	}
+	if i := strings.IndexByte(sql, 0); i >= 0 {
+		return nil, fmt.Errorf("%w: NUL byte at offset %d; SQLite would ignore the text after it", ErrIncomplete, i)
+	}
 	var out []string
 	state := uint8(0)
-	start := 0       // first byte of the current statement
-	content := false // the current statement has a token other than white space
+	start, end := 0, 0 // the current statement: its first token and the end of its last one
+	content := false   // the current statement has a token other than white space
 	for i := 0; i < len(sql); i++ {
+		first := i // the token's first byte; i ends on its last
 		var token int
 		switch ch := sql[i]; ch {
 		case ';':
@@ -98,24 +110,27 @@ func Split(sql string) ([]string, error) {
 			token = keyword(sql[i:j])
 			i = j - 1
 		}
-		if token != tkWS && token != tkSEMI {
-			content = true
+		if token == tkWS {
+			continue // white space never changes the state
 		}
-		prev := state
+		if token != tkSEMI && !content {
+			start, content = first, true
+		}
 		state = trans[state][token]
 		if token == tkSEMI && state == 1 {
 			if content {
 				out = append(out, sql[start:i+1])
 			}
-			start, content = i+1, false
+			content = false
+			continue
 		}
-		_ = prev
+		end = i + 1
 	}
 	if content {
-		if state >= 5 {
+		if state == 5 || state == 6 {
 			return nil, fmt.Errorf("%w: CREATE TRIGGER without END", ErrIncomplete)
 		}
-		out = append(out, sql[start:])
+		out = append(out, sql[start:end])
 	}
 	return out, nil
 }

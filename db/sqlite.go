@@ -39,10 +39,16 @@ type conn struct {
 	// eval is a plain in-memory connection that evaluates SQLite's own date
 	// and time functions for the overrides of this conn; nil until needed.
 	eval *conn
+	// callCtx is the sqlite3_context of the override running now, 0
+	// between calls.
+	callCtx uintptr
 	// evalStmts caches the evaluator's prepared statements by SQL.
 	evalStmts map[string]*stmt
 	// ctl caches the node's own prepared statements (BEGIN, SAVEPOINT …).
 	ctl map[string]*stmt
+	// canceled stops the running statement at its next progress check
+	// (watchCancel); it may be set from any goroutine.
+	canceled atomic.Bool
 }
 
 var (
@@ -278,14 +284,20 @@ func (s *stmt) readonly() bool { return sqlite3.Xsqlite3_stmt_readonly(s.c.tls, 
 func (s *stmt) paramCount() int { return int(sqlite3.Xsqlite3_bind_parameter_count(s.c.tls, s.p)) }
 
 // bind binds params: positional ones in order to ?1, ?2 …, named ones to
-// :name, @name or $name, whichever the statement uses.
+// :name, @name or $name, whichever the statement uses. Every parameter of
+// the statement must be given exactly once: a missing one is an error, not
+// a NULL.
 func (s *stmt) bind(params []wal.Param) error {
 	n := s.paramCount()
+	bound := make([]bool, n+1)
 	pos := 0
 	for _, prm := range params {
 		var idx int32
 		if prm.Name == "" {
 			pos++
+			if pos > n {
+				return fmt.Errorf("%w: %d given, the statement takes %d", ErrParams, len(params), n)
+			}
 			idx = int32(pos)
 		} else {
 			for _, prefix := range [...]string{":", "@", "$"} {
@@ -299,21 +311,33 @@ func (s *stmt) bind(params []wal.Param) error {
 					break
 				}
 			}
-			if idx == 0 {
+			if idx <= 0 || int(idx) > n {
 				return fmt.Errorf("%w: no parameter named %q in the statement", ErrParams, prm.Name)
 			}
 		}
-		if int(idx) > n {
-			return fmt.Errorf("%w: %d given, the statement takes %d", ErrParams, len(params), n)
+		if bound[idx] {
+			return fmt.Errorf("%w: parameter %s given twice", ErrParams, s.paramName(idx))
 		}
+		bound[idx] = true
 		if err := s.bindValue(idx, prm.Value); err != nil {
 			return err
 		}
 	}
-	if pos > 0 && pos < n && len(params) == pos {
-		return fmt.Errorf("%w: %d given, the statement takes %d", ErrParams, pos, n)
+	for i := 1; i <= n; i++ {
+		if !bound[i] {
+			return fmt.Errorf("%w: %d given, the statement takes %d; %s is missing", ErrParams, len(params), n, s.paramName(int32(i)))
+		}
 	}
 	return nil
+}
+
+// paramName is the name of parameter idx as the statement writes it
+// (":a", "?3"), or "?idx" for a nameless one.
+func (s *stmt) paramName(idx int32) string {
+	if p := sqlite3.Xsqlite3_bind_parameter_name(s.c.tls, s.p, idx); p != 0 {
+		return libc.GoString(p)
+	}
+	return fmt.Sprintf("?%d", idx)
 }
 
 func (s *stmt) bindValue(idx int32, v wal.Value) error {
@@ -422,12 +446,36 @@ func (c *conn) setLastInsertID(v int64) {
 	sqlite3.Xsqlite3_set_last_insert_rowid(c.tls, c.db, v)
 }
 
+// setChanges sets what changes() and sqlite3_changes64 report next. SQLite
+// has no API for it (sqlite3_set_last_insert_rowid has no sibling), so the
+// field is written the way SQLite's own sqlite3VdbeSetChanges writes it.
+// Call it only between statements.
+func (c *conn) setChanges(n int64) {
+	(*sqlite3.Tsqlite3)(ptr(c.db)).FnChange = n
+}
+
 // inTxn reports whether a transaction is open (autocommit is off).
 func (c *conn) inTxn() bool { return sqlite3.Xsqlite3_get_autocommit(c.tls, c.db) == 0 }
 
 // interrupt makes the running statement fail with SQLITE_INTERRUPT. It is
 // the one method that may be called from another goroutine.
 func (c *conn) interrupt() { sqlite3.Xsqlite3_interrupt(c.tls, c.db) }
+
+// watchCancel makes the statements of c fail with SQLITE_INTERRUPT, within
+// a thousand virtual machine steps, once c.canceled is set.
+func (c *conn) watchCancel() {
+	sqlite3.Xsqlite3_progress_handler(c.tls, c.db, 1000, cFuncPointer(progressTrampoline), c.id)
+}
+
+// progressTrampoline is SQLite's progress handler for the conns that
+// watchCancel: non-zero stops the statement.
+func progressTrampoline(_ *libc.TLS, id uintptr) int32 {
+	v, ok := registry.Load(id)
+	if !ok || v.(*conn).canceled.Load() {
+		return 1
+	}
+	return 0
+}
 
 // cFuncPointer converts a top-level function to the pointer the C library
 // calls. The representation is described in https://golang.org/s/go11func;

@@ -1,6 +1,7 @@
 package db
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/walship/walship/wal"
@@ -33,6 +34,10 @@ type Outcome struct {
 	TxnLost bool
 }
 
+// errTxnLost is the error of a request run after an earlier one ended the
+// transaction.
+var errTxnLost = errors.New("run: the transaction was ended by an earlier statement; roll back and run the batch again")
+
 // Tx is the writer's open SQLite transaction. Only one is open at a time.
 type Tx struct {
 	d    *DB
@@ -45,6 +50,11 @@ func (d *DB) Begin() (*Tx, error) {
 		return nil, ErrClosed
 	}
 	d.wmu.Lock()
+	if d.closed.Load() {
+		// Close ran while this Begin waited for the writer.
+		d.wmu.Unlock()
+		return nil, ErrClosed
+	}
 	if err := d.w.execCached("BEGIN IMMEDIATE"); err != nil {
 		d.wmu.Unlock()
 		return nil, fmt.Errorf("begin: %w", err)
@@ -64,6 +74,16 @@ func (c *conn) startEntry() error {
 func (tx *Tx) Run(req Request, ms int64, seed uint64) Outcome {
 	w := tx.d.w
 	var out Outcome
+	if tx.done {
+		out.Err = fmt.Errorf("run: %w", ErrClosed)
+		return out
+	}
+	if !w.inTxn() {
+		// An earlier request ended the transaction: running this one
+		// now would commit each statement on its own, outside the batch.
+		out.Err, out.TxnLost = errTxnLost, true
+		return out
+	}
 	if err := w.startEntry(); err != nil {
 		out.Err, out.TxnLost = err, !w.inTxn()
 		return out
@@ -81,6 +101,10 @@ func (tx *Tx) Run(req Request, ms int64, seed uint64) Outcome {
 				return out
 			}
 		}
+		// A failed statement is not logged, so a replica never runs it:
+		// what it did to last_insert_rowid() and changes() is undone
+		// with its rows.
+		lastID, nchanges := w.lastInsertID(), w.changes()
 		res, changed, err := w.run(st, policyWrite, true, ms, seed)
 		if err != nil {
 			res = Result{Err: err}
@@ -106,6 +130,8 @@ func (tx *Tx) Run(req Request, ms int64, seed uint64) Outcome {
 				out.Err, out.TxnLost, out.Logged = err, true, nil
 				return out
 			}
+			w.setLastInsertID(lastID)
+			w.setChanges(nchanges)
 			continue
 		}
 		if !req.Txn {

@@ -173,11 +173,13 @@ func (s *Slave) Step(ctx context.Context) error {
 		s.setState(client.StateDiverged, err)
 		return fmt.Errorf("%w: %w", ErrDiverged, err)
 	}
+	s.mu.Lock()
+	s.masterFirst, s.masterLast, s.heard = res.FirstIndex, res.LastIndex, true
+	s.mu.Unlock()
 	if err := s.ApplyBatch(res.LogID, res.Entries); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.masterFirst, s.masterLast, s.heard = res.FirstIndex, res.LastIndex, true
 	if s.db.AppliedIndex() >= res.LastIndex {
 		s.state = client.StateStreaming
 		s.caughtUp = s.cfg.Now()

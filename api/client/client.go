@@ -41,6 +41,7 @@ func (c *Client) http() *http.Client {
 
 // Seed sends a request in the seed's format to POST /.
 func (c *Client) Seed(ctx context.Context, req SeedRequest) (*SeedResponse, error) {
+	req.Params = wireParams(req.Params)
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
@@ -150,6 +151,27 @@ func (c *Client) Entries(ctx context.Context, req FeedRequest) (*FeedResult, err
 		}
 		out.Entries = append(out.Entries, e)
 	}
+}
+
+// wireParams sends a []byte parameter as an array of byte values, which the
+// server binds as a BLOB (encoding/json would send base64 text).
+func wireParams(params []any) []any {
+	out := params
+	for i, p := range params {
+		b, ok := p.([]byte)
+		if !ok {
+			continue
+		}
+		if &out[0] == &params[0] {
+			out = append([]any(nil), params...)
+		}
+		ints := make([]int, len(b))
+		for j, v := range b {
+			ints[j] = int(v)
+		}
+		out[i] = ints
+	}
+	return out
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) error {

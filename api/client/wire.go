@@ -6,6 +6,7 @@ package client
 // these types, so the two cannot drift apart.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -129,21 +130,29 @@ func WriteFrame(w io.Writer, e *wal.Entry) error {
 func ReadFrame(r io.Reader) (*wal.Entry, error) {
 	var n [4]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, io.EOF
+		if err == io.EOF {
+			return nil, io.EOF // the clean end: no byte of a next frame
 		}
-		return nil, fmt.Errorf("read entry frame: %w", err)
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("read entry frame: %w: %w", ErrCorruptFeed, err)
 	}
 	size := binary.BigEndian.Uint32(n[:])
 	if size > MaxFrame {
 		return nil, fmt.Errorf("entry frame of %d bytes: %w", size, ErrCorruptFeed)
 	}
-	b := make([]byte, size)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, fmt.Errorf("read entry frame: %w", err)
+	// Grow with the bytes that arrive, not with the length the frame
+	// claims.
+	var buf bytes.Buffer
+	if _, err := io.CopyN(&buf, r, int64(size)); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("read entry frame of %d bytes: %w: %w", size, ErrCorruptFeed, err)
 	}
 	e := new(wal.Entry)
-	if err := e.UnmarshalBinary(b); err != nil {
+	if err := e.UnmarshalBinary(buf.Bytes()); err != nil {
 		return nil, fmt.Errorf("decode entry: %w: %w", ErrCorruptFeed, err)
 	}
 	return e, nil
