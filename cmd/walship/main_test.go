@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walship/walship/api/client"
+)
+
+// syncBuffer is a bytes.Buffer safe for the command's goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestHelpAndBadArguments(t *testing.T) {
+	ctx := context.Background()
+	for _, cmd := range []string{"master", "slave", "demo", "exec", "query"} {
+		var out, errOut bytes.Buffer
+		err := Run(ctx, []string{cmd, "--help"}, &out, &errOut)
+		if !errors.Is(err, flag.ErrHelp) || !strings.Contains(errOut.String(), "Usage: walship "+cmd) {
+			t.Fatalf("%s --help: err %v, output %q", cmd, err, errOut.String())
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{nil, "no command"},
+		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"slave", "x"}, "positive integer"},
+		{[]string{"slave", "0"}, "positive integer"},
+		{[]string{"slave", "1", "--id", "2"}, "given twice"},
+		{[]string{"master", "extra"}, "unexpected arguments"},
+		{[]string{"master", "--log-level", "loud"}, "log level"},
+		{[]string{"exec"}, "needs an SQL statement"},
+	} {
+		var out, errOut bytes.Buffer
+		err := Run(ctx, tc.args, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Fatalf("%v: err %v, want one saying %q", tc.args, err, tc.says)
+		}
+	}
+	t.Setenv("WALSHIP_LOG_LEVEL", "loud")
+	if err := Run(ctx, []string{"master"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "log level") {
+		t.Fatalf("WALSHIP_LOG_LEVEL=loud: err %v", err)
+	}
+}
+
+// freePorts returns a port p such that p, p+1 and p+2 were free.
+func freePorts(t *testing.T) int {
+	t.Helper()
+	for try := 0; try < 50; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		ok := p+2 < 65536
+		for i := 1; i <= 2 && ok; i++ {
+			l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			l2.Close()
+		}
+		if ok {
+			return p
+		}
+	}
+	t.Fatal("no three free ports in a row")
+	return 0
+}
+
+// The demo starts a working cluster: a write at the master and one through
+// a slave are read back from the other slave; exec and query work from the
+// command line; cancelling stops everything cleanly.
+func TestDemo(t *testing.T) {
+	port := freePorts(t)
+	data := filepath.Join(t.TempDir(), "data")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"demo", "--port", strconv.Itoa(port), "--data", data}, &out, &errOut)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "Press Ctrl-C") {
+		select {
+		case err := <-done:
+			t.Fatalf("demo stopped: %v\n%s\n%s", err, out.String(), errOut.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo not ready:\n%s\n%s", out.String(), errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond) // ok: poll interval
+	}
+	master := "http://127.0.0.1:" + strconv.Itoa(port)
+	slave1 := "http://127.0.0.1:" + strconv.Itoa(port+1)
+	slave2 := "http://127.0.0.1:" + strconv.Itoa(port+2)
+	if !strings.Contains(out.String(), master) || !strings.Contains(out.String(), slave2) {
+		t.Fatalf("demo output names no nodes:\n%s", out.String())
+	}
+	send := func(args ...string) string {
+		t.Helper()
+		var o, e bytes.Buffer
+		if err := Run(ctx, args, &o, &e); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, e.String())
+		}
+		return o.String()
+	}
+	send("exec", "--node", master, "CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT)")
+	send("exec", "--node", master, "INSERT INTO users (username) VALUES (?)", "ana")
+	if got := send("exec", "--node", slave1, "INSERT INTO users (username) VALUES (?)", "ben"); !strings.Contains(got, `"index": 3`) {
+		t.Fatalf("write through slave 1: %s", got)
+	}
+	c := client.New(slave2)
+	for {
+		resp, err := c.Query(ctx, "SELECT username FROM users ORDER BY id")
+		if err == nil && len(resp.Values) == 2 {
+			if resp.Values[0][0] != "ana" || resp.Values[1][0] != "ben" {
+				t.Fatalf("slave 2 holds %v", resp.Values)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slave 2 did not catch up: %+v %v", resp, err)
+		}
+		time.Sleep(10 * time.Millisecond) // ok: poll interval
+	}
+	if got := send("query", "--node", slave2, "SELECT count(*) AS n FROM users"); !strings.Contains(got, `"n"`) || !strings.Contains(got, "2") {
+		t.Fatalf("query: %s", got)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo ended with %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("demo did not stop")
+	}
+}
