@@ -93,7 +93,7 @@ func Open(database *db.DB, cfg Config) (*Slave, error) {
 		cfg.Now = time.Now
 	}
 	c := client.New(cfg.MasterURL)
-	c.HTTP = &http.Client{Timeout: cfg.Wait + 30*time.Second}
+	c.HTTP = &http.Client{Timeout: cfg.Wait + 30*time.Second, Transport: client.NewTransport()}
 	s := &Slave{cfg: cfg, db: database, master: c, state: client.StateDisconnected, applied: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)

@@ -29,7 +29,17 @@ type Client struct {
 
 // New returns a Client for the node at baseURL.
 func New(baseURL string) *Client {
-	return &Client{URL: strings.TrimRight(baseURL, "/"), HTTP: &http.Client{Timeout: 30 * time.Second}}
+	return &Client{URL: strings.TrimRight(baseURL, "/"), HTTP: &http.Client{Timeout: 30 * time.Second, Transport: NewTransport()}}
+}
+
+// NewTransport returns an HTTP transport that keeps enough idle connections
+// to one node for many concurrent requests (the default keeps two, and a
+// busy slave forwarding writes would open a connection per request).
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 128
+	return t
 }
 
 func (c *Client) http() *http.Client {
