@@ -2,7 +2,9 @@ package db
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/walship/walship/wal"
@@ -60,8 +62,8 @@ func TestApplyFailureAppliesNothing(t *testing.T) {
 	if !errors.As(err, &ae) {
 		t.Fatalf("Apply: %v, want an *ApplyError", err)
 	}
-	if ae.Index != 3 || ae.Pos != 2 {
-		t.Errorf("ApplyError at entry %d, statement %d; want 3, 2", ae.Index, ae.Pos)
+	if ae.Index != 3 || ae.Pos != 2 || !strings.Contains(ae.Error(), "entry 3, statement 2") {
+		t.Errorf("ApplyError at entry %d, statement %d (%q); want 3, 2", ae.Index, ae.Pos, ae.Error())
 	}
 	var sqlErr *Error
 	if !errors.As(err, &sqlErr) || sqlErr.Primary() != 19 /* SQLITE_CONSTRAINT */ {
@@ -119,5 +121,27 @@ func TestReopenKeepsPosition(t *testing.T) {
 	}
 	if err := d.Apply(testLogID, []*wal.Entry{entry(4, "INSERT INTO t VALUES (4)")}); err != nil || d.AppliedIndex() != 4 {
 		t.Fatalf("after reopen, Apply of the next entry: %v, applied %d", err, d.AppliedIndex())
+	}
+}
+
+// TestOpenErrors checks that a path that cannot hold a database, or a file
+// that is not one, is an error.
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Open(filepath.Join(dir, "missing", "db.sqlite"), Options{}); err == nil {
+		t.Error("Open in a missing directory succeeded")
+	}
+	garbage := filepath.Join(dir, "garbage.sqlite")
+	if err := os.WriteFile(garbage, []byte(strings.Repeat("not a database ", 512)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(garbage, Options{})
+	var sqlErr *Error
+	if !errors.As(err, &sqlErr) || sqlErr.IsClientError() {
+		t.Errorf("Open of a file that is no database: %v; want a node-side SQLite error", err)
+	}
+	d := mustOpenDB(t)
+	if filepath.Base(d.Path()) != "db.sqlite" {
+		t.Errorf("Path() = %q", d.Path())
 	}
 }

@@ -80,9 +80,6 @@ var (
 		"index_list": true, "index_xinfo": true, "integrity_check": true,
 		"quick_check": true, "table_info": true, "table_list": true, "table_xinfo": true,
 	}
-	// refusedFuncs are functions no replicated write may call: their result
-	// depends on the node or the connection's history, or they reach outside
-	// the database.
 	// nodeLocalTables are tables (mostly virtual) whose content differs
 	// between nodes holding the same data: the file's pages and layout,
 	// its change counter, its path, walship's own position in the log.
@@ -96,7 +93,10 @@ var (
 	}
 	// fileModules are virtual table modules that read or write the
 	// database file itself.
-	fileModules  = map[string]bool{"dbstat": true, "sqlite_dbpage": true}
+	fileModules = map[string]bool{"dbstat": true, "sqlite_dbpage": true}
+	// refusedFuncs are functions no replicated write may call: their result
+	// depends on the node or the connection's history, or they reach outside
+	// the database.
 	refusedFuncs = map[string]string{
 		"load_extension": "load_extension() is not allowed",
 		"total_changes":  "total_changes() is not allowed in writes: it counts the changes of the connection's whole life, which differs between nodes",

@@ -10,7 +10,8 @@ var (
 	// too many, too few, an unknown name, an unknown type.
 	ErrParams = errors.New("parameters do not match the statement")
 	// ErrIncomplete is returned when SQL text ends inside a string, a quoted
-	// identifier, a comment or a trigger body.
+	// identifier, a comment or a trigger body, or holds a NUL byte (SQLite
+	// reads SQL text only up to the first NUL).
 	ErrIncomplete = errors.New("incomplete SQL")
 	// ErrRefused is returned when a statement does something walship does
 	// not replicate (ATTACH, transaction control, a PRAGMA setting …). The

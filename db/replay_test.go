@@ -247,10 +247,65 @@ func TestRandomIsSeeded(t *testing.T) {
 	if len(rows[0][2].Blob) != 9 {
 		t.Errorf("randomblob(9) has %d bytes", len(rows[0][2].Blob))
 	}
+	// As SQLite's own: fewer than 1 byte means 1.
+	rows = mustQuery(t, d, "SELECT length(randomblob(0)), length(randomblob(-5)), length(randomblob(NULL)), length(randomblob(100)), typeof(random())")
+	if got := showRow(rows[0]); got != `int:1 | int:1 | int:1 | int:100 | text:"integer"` {
+		t.Errorf("randomblob lengths: %s", got)
+	}
 }
 
 func TestMain(m *testing.M) {
 	// The tests that change TZ restore it; start from a known zone.
 	os.Setenv("TZ", "UTC")
 	os.Exit(m.Run())
+}
+
+// TestSchemaAndFeaturesReplicate runs schema changes and the statements
+// whose effects go beyond the rows they name (cascades, REPLACE, UPSERT,
+// AUTOINCREMENT, full-text indexes, ANALYZE) on a master and a replica.
+func TestSchemaAndFeaturesReplicate(t *testing.T) {
+	a := mustOpenDB(t)
+	m := newMaster(t, a)
+	m.exec(pinnedMS, 1,
+		"CREATE TABLE parent (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE, r INTEGER DEFAULT (random()))",
+		"CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent (id) ON DELETE CASCADE, at TEXT DEFAULT CURRENT_TIMESTAMP)",
+		"CREATE TABLE kv (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID",
+		"CREATE VIRTUAL TABLE docs USING fts5 (body)",
+		"CREATE VIEW named AS SELECT name FROM parent",
+	)
+	m.batch(
+		timed{req(false,
+			"INSERT INTO parent (name) VALUES ('a'), ('b'), ('c')",
+			"INSERT INTO child (parent_id) SELECT id FROM parent",
+			"INSERT OR REPLACE INTO parent (id, name) VALUES (2, 'b2')",
+			"INSERT INTO parent (name) VALUES ('a') ON CONFLICT (name) DO UPDATE SET r = random()",
+			"DELETE FROM parent WHERE name = 'c'",
+			"INSERT INTO kv VALUES ('x', randomblob(4)), ('y', NULL)",
+			"INSERT INTO docs (body) VALUES ('the quick brown fox'), ('jumps over the lazy dog')",
+			"INSERT INTO child (parent_id) VALUES (99)", // foreign key fails: left out
+		), pinnedMS + 10, 2},
+		timed{req(true,
+			"ALTER TABLE parent ADD COLUMN note TEXT DEFAULT 'none'",
+			"ALTER TABLE child RENAME COLUMN at TO created",
+			"ALTER TABLE kv RENAME TO kv2",
+			"CREATE INDEX child_parent ON child (parent_id)",
+			"ANALYZE",
+			"REINDEX",
+			"INSERT INTO docs (docs) VALUES ('optimize')",
+			"DROP VIEW named",
+			"CREATE VIEW named AS SELECT name, note FROM parent",
+			"ALTER TABLE child DROP COLUMN created",
+		), pinnedMS + 20, 3},
+	)
+	// The cascades deleted the children of b (replaced) and c (deleted).
+	if rows := mustQuery(t, a, "SELECT group_concat(parent_id) FROM child"); showRow(rows[0]) != `text:"1"` {
+		t.Fatalf("children of %s, want only of 1", showRow(rows[0]))
+	}
+	b := mustOpenDB(t)
+	if err := b.Apply(testLogID, m.entries); err != nil {
+		t.Fatal(err)
+	}
+	if want, got := dump(t, a), dump(t, b); got != want {
+		t.Fatalf("replica differs: %s\n%s", diffLines(want, got), want)
+	}
 }

@@ -252,14 +252,16 @@ func (d *DB) Apply(logID string, entries []*wal.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	if cur := d.LogID(); cur != "" && cur != logID {
-		return fmt.Errorf("%w: database follows log %s, entries are from log %s", ErrOtherLog, cur, logID)
-	}
 	tx, err := d.Begin()
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	// Checked while holding the writer: a Tx committing meanwhile could
+	// have set another log_id.
+	if cur := d.LogID(); cur != "" && cur != logID {
+		return fmt.Errorf("%w: database follows log %s, entries are from log %s", ErrOtherLog, cur, logID)
+	}
 	next := d.AppliedIndex() + 1
 	w := d.w
 	for _, e := range entries {
