@@ -310,6 +310,7 @@ func (m *Master) commit(batch []*pending) error {
 			return nil
 		}
 		cerr := tx.Commit(m.log.ID(), index)
+		m.cfg.Logger.Debug("group commit", "requests", len(todo), "entries", len(entries), "last", index)
 		// The entries are durable in the log: they are written, whatever
 		// SQLite says now, and replayed at start if it failed.
 		for i, p := range todo {
