@@ -66,6 +66,25 @@ type master struct {
 
 func newMaster(tb testing.TB, d *DB) *master { return &master{tb: tb, d: d} }
 
+// replica applies the logged entries to a fresh DB, as a slave does.
+func (m *master) replica() *DB {
+	m.tb.Helper()
+	b := mustOpenDB(m.tb)
+	if err := b.Apply(testLogID, m.entries); err != nil {
+		m.tb.Fatal(err)
+	}
+	return b
+}
+
+// mustMatchReplica fails the test unless a replica fed the logged entries
+// holds exactly what m's DB holds.
+func (m *master) mustMatchReplica() {
+	m.tb.Helper()
+	if want, got := dump(m.tb, m.d), dump(m.tb, m.replica()); got != want {
+		m.tb.Fatalf("replica differs from the master: %s\n%s", diffLines(want, got), want)
+	}
+}
+
 // batch runs reqs in one Tx, as the master's writer does, and commits. No
 // request may lose the transaction.
 func (m *master) batch(reqs ...timed) []Outcome {

@@ -102,10 +102,7 @@ func TestRefusedInWrites(t *testing.T) {
 		t.Errorf("position changed: %s %d", d.LogID(), d.AppliedIndex())
 	}
 	// A replica refuses them the same way, as an ApplyError.
-	b := mustOpenDB(t)
-	if err := b.Apply(testLogID, m.entries); err != nil {
-		t.Fatal(err)
-	}
+	b := m.replica()
 	bad := *m.entries[0]
 	bad.Index = b.AppliedIndex() + 1
 	bad.Statements = stmts("INSERT INTO t SELECT applied_index FROM _walship")

@@ -179,13 +179,7 @@ func TestReplayAfterFailedStatement(t *testing.T) {
 			}
 		})
 	}
-	b := mustOpenDB(t)
-	if err := b.Apply(testLogID, m.entries); err != nil {
-		t.Fatal(err)
-	}
-	if want, got := dump(t, a), dump(t, b); got != want {
-		t.Fatalf("replica differs from the master: %s", diffLines(want, got))
-	}
+	m.mustMatchReplica()
 }
 
 // TestEntryStartsClean checks that last_insert_rowid() and changes() in the
@@ -209,10 +203,7 @@ func TestEntryStartsClean(t *testing.T) {
 	if got := outs[1].Results[0].LastInsertID; got != 1 {
 		t.Errorf("LastInsertID of the INSERT INTO seen = %d, want 1", got)
 	}
-	b := mustOpenDB(t)
-	if err := b.Apply(testLogID, m.entries); err != nil {
-		t.Fatal(err)
-	}
+	b := m.replica()
 	for name, d := range map[string]*DB{"master": a, "replica": b} {
 		rows := mustQuery(t, d, "SELECT last_id, n FROM seen ORDER BY rowid")
 		if len(rows) != 2 || showRow(rows[0]) != "int:0 | int:0" || showRow(rows[1]) != "int:0 | int:0" {
@@ -301,11 +292,5 @@ func TestSchemaAndFeaturesReplicate(t *testing.T) {
 	if rows := mustQuery(t, a, "SELECT group_concat(parent_id) FROM child"); showRow(rows[0]) != `text:"1"` {
 		t.Fatalf("children of %s, want only of 1", showRow(rows[0]))
 	}
-	b := mustOpenDB(t)
-	if err := b.Apply(testLogID, m.entries); err != nil {
-		t.Fatal(err)
-	}
-	if want, got := dump(t, a), dump(t, b); got != want {
-		t.Fatalf("replica differs: %s\n%s", diffLines(want, got), want)
-	}
+	m.mustMatchReplica()
 }
