@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/walship/walship/api/client"
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/master"
 	"github.com/walship/walship/slave"
@@ -42,7 +43,13 @@ type Server struct {
 	ln     net.Listener
 	srv    *http.Server
 	done   chan struct{}
+	fwd    *http.Client // a slave's requests to the master
+	queue  *writeQueue
 }
+
+// Version is walship's version, sent as X-RQLITE-VERSION (rqlite's clients
+// expect the header on every answer).
+const Version = "v0.1.0-walship"
 
 // Open listens on Addr and starts serving in the background.
 func (s *Server) Open() error {
@@ -64,8 +71,12 @@ func (s *Server) Open() error {
 	if s.Advertise == "" {
 		s.Advertise = AdvertiseURL(ln.Addr().String())
 	}
+	s.fwd = &http.Client{Transport: client.NewTransport()}
+	s.queue = newWriteQueue(s)
 	r := mux.NewRouter()
 	s.registerSeedRoutes(r)
+	s.registerRqliteRoutes(r)
+	s.registerNodeRoutes(r)
 	s.registerLogRoutes(r)
 	s.registerStatusRoutes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -75,7 +86,7 @@ func (s *Server) Open() error {
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method " + r.Method + " not allowed on " + r.URL.Path})
 	})
 	s.srv = &http.Server{
-		Handler:           r,
+		Handler:           rqliteHeaders(r),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,
@@ -83,6 +94,7 @@ func (s *Server) Open() error {
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 	}
 	s.done = make(chan struct{})
+	s.queue.start()
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -104,7 +116,23 @@ func (s *Server) Close() error {
 	defer cancel()
 	err := s.srv.Shutdown(ctx)
 	<-s.done
+	s.queue.stop()
 	return err
+}
+
+// rqliteHeaders sets X-RQLITE-VERSION on every answer and answers OPTIONS
+// (CORS preflight) with 200, as rqlite does.
+func rqliteHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-RQLITE-VERSION", Version)
+		if r.Method == http.MethodOptions {
+			w.Header().Set("Access-Control-Allow-Methods", "OPTIONS, GET, POST")
+			w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // AdvertiseURL derives a URL from a listen address, replacing a wildcard

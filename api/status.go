@@ -22,12 +22,25 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		leaderID, leaderAddr = "master", s.Slave.MasterURL()
 	}
 	ls := s.logStatus()
+	state := "Leader"
+	if s.Slave != nil {
+		state = "Follower"
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"node": map[string]any{"id": s.ID, "role": s.role(), "api_addr": s.Advertise},
+		"node":  map[string]any{"id": s.ID, "role": s.role(), "api_addr": s.Advertise},
+		"build": map[string]any{"version": Version},
 		"store": map[string]any{
-			"node_id": s.ID,
-			"leader":  map[string]any{"node_id": leaderID, "addr": leaderAddr, "api_addr": leaderAddr},
-			"db_path": s.db().Path(),
+			"node_id":          s.ID,
+			"addr":             hostOf(s.Advertise),
+			"leader":           map[string]any{"node_id": leaderID, "addr": hostOf(leaderAddr), "api_addr": leaderAddr},
+			"ready":            true,
+			"db_path":          s.db().Path(),
+			"db_applied_index": ls.AppliedIndex,
+			"raft":             map[string]any{"state": state, "applied_index": ls.AppliedIndex, "commit_index": ls.LastIndex},
+		},
+		"http": map[string]any{
+			"auth":  "disabled",
+			"queue": map[string]any{"_default": map[string]any{"sequence_number": s.queue.lastSeq.Load()}},
 		},
 		"log": ls,
 	})

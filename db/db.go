@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -167,6 +168,10 @@ type Result struct {
 	// LastInsertID is the rowid of the last row an INSERT inserted; 0 for
 	// any other statement.
 	LastInsertID int64
+	// Changed is set when the statement is not read-only: it was logged.
+	Changed bool
+	// Time is how long the statement took to prepare and run.
+	Time time.Duration
 	// Err is the statement's error, if it failed.
 	Err error
 }
@@ -174,6 +179,7 @@ type Result struct {
 // run prepares, binds and runs one statement on c under policy p, with the
 // clock pinned (writes) or real (reads).
 func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint64) (res Result, changed bool, err error) {
+	start := time.Now()
 	c.auth.reset(p)
 	s, tail, err := c.prepare(st.SQL)
 	if err != nil {
@@ -242,6 +248,8 @@ func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint6
 	if insert {
 		res.LastInsertID = c.lastInsertID()
 	}
+	res.Changed = !ro
+	res.Time = time.Since(start)
 	return res, !ro, nil
 }
 

@@ -157,3 +157,20 @@ func ReadFrame(r io.Reader) (*wal.Entry, error) {
 	}
 	return e, nil
 }
+
+// Node is one member of the cluster in GET /nodes (rqlite's shape: the
+// legacy form is a map of Node by id, ?ver=2 gives {"nodes":[…]}). The
+// master is the one with Leader set.
+type Node struct {
+	ID        string  `json:"id"`
+	APIAddr   string  `json:"api_addr"` // the node's advertised URL, with scheme
+	Addr      string  `json:"addr"`     // host:port of the same
+	Voter     bool    `json:"voter"`
+	Reachable bool    `json:"reachable"`
+	Leader    bool    `json:"leader"`
+	Time      float64 `json:"time,omitempty"`   // seconds the reachability check took
+	TimeS     string  `json:"time_s,omitempty"` // the same, as a Go duration
+	Error     string  `json:"error,omitempty"`  // why the node was unreachable
+	// Role is walship's own: "master" or "slave".
+	Role string `json:"role,omitempty"`
+}
