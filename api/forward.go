@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+
+	"github.com/walship/walship/api/client"
 )
 
 // forwardRq sends a /db/* request a slave does not serve itself to the
@@ -49,12 +51,12 @@ func (s *Server) forwardRq(w http.ResponseWriter, r *http.Request, p *rqParams, 
 		return
 	}
 	if write && resp.StatusCode == http.StatusOK {
-		if idx, err := strconv.ParseUint(resp.Header.Get(HeaderIndex), 10, 64); err == nil {
+		if idx, err := strconv.ParseUint(resp.Header.Get(client.HeaderIndex), 10, 64); err == nil {
 			// A committed write is answered 200 even when the wait runs out.
 			s.Slave.WaitApplied(r.Context(), idx)
 		}
 	}
-	for _, h := range []string{"Content-Type", HeaderIndex} {
+	for _, h := range []string{"Content-Type", client.HeaderIndex} {
 		if v := resp.Header.Get(h); v != "" {
 			w.Header().Set(h, v)
 		}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/walship/walship/api/client"
 	"github.com/walship/walship/db"
 )
 
@@ -128,7 +129,7 @@ func (q *writeQueue) write(ctx context.Context, elems []json.RawMessage) error {
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("master answered %s", resp.Status)
 		}
-		if idx, err := strconv.ParseUint(resp.Header.Get(HeaderIndex), 10, 64); err == nil {
+		if idx, err := strconv.ParseUint(resp.Header.Get(client.HeaderIndex), 10, 64); err == nil {
 			q.s.Slave.WaitApplied(ctx, idx)
 		}
 		return nil

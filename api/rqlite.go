@@ -19,14 +19,11 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/walship/walship/api/client"
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/master"
 	"github.com/walship/walship/wal"
 )
-
-// HeaderIndex carries a write's log index from the master to a slave that
-// forwarded it.
-const HeaderIndex = "X-Walship-Index"
 
 // errWriteInQuery is rqlite's per-result error for a write sent as a query.
 const errWriteInQuery = "attempt to change database via query operation"
@@ -392,7 +389,7 @@ func (s *Server) masterWrite(w http.ResponseWriter, r *http.Request, p *rqParams
 	} else {
 		res.Index = s.Master.DB().AppliedIndex()
 	}
-	w.Header().Set(HeaderIndex, strconv.FormatUint(res.Index, 10))
+	w.Header().Set(client.HeaderIndex, strconv.FormatUint(res.Index, 10))
 	resp := rqResponse{Results: plan.results(res.Results, rowsShape, p.opts, p.txn), Time: seconds(time.Since(start), p.opts.timings)}
 	if p.raftIndex && len(res.Logged) > 0 {
 		resp.RaftIndex = res.Index

@@ -103,6 +103,11 @@ const (
 	HeaderLastIndex  = "X-Walship-Last-Index"
 )
 
+// HeaderIndex carries a write's log index on /db/* answers, so that a
+// slave that forwarded the write, or a client, can wait until a node has
+// applied it.
+const HeaderIndex = "X-Walship-Index"
+
 // FeedContentType is the media type of a feed answer's body: entries, each
 // a 4-byte big-endian length followed by the entry in the log's own
 // encoding (wal/format.go), which carries its own checksum.
