@@ -43,6 +43,15 @@ func TestDBClient(t *testing.T) {
 	if string(got) != `[["ana","0102"],["ben",""]]` {
 		t.Fatalf("slave 2 holds %s", got)
 	}
+	// Equal content at equal indexes: equal checksums.
+	cm, err := mc.Checksum(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := s2.Checksum(ctx)
+	if err != nil || cs.Index != cm.Index || cs.Checksum != cm.Checksum || len(cm.Checksum) != 64 || cm.Tables["t"] == "" {
+		t.Fatalf("checksums: master %+v, slave %+v (%v)", cm, cs, err)
+	}
 	// A statement error is per statement; Err reports it.
 	bad, err := mc.DBExecute(ctx, client.DBOptions{}, client.Statement{SQL: "INSERT INTO nosuch VALUES (1)"})
 	if err != nil || bad.Err() == nil || !strings.Contains(bad.Err().Error(), "no such table") {

@@ -12,6 +12,18 @@ import (
 func (s *Server) registerStatusRoutes(r *mux.Router) {
 	r.HandleFunc("/status", s.handleStatus).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet)
+	r.HandleFunc("/db/checksum", s.handleChecksum).Methods(http.MethodGet)
+}
+
+// handleChecksum serves GET /db/checksum: the content hash at a consistent
+// applied index, to compare replicas.
+func (s *Server) handleChecksum(w http.ResponseWriter, r *http.Request) {
+	sum, err := s.db().Checksum(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, client.Checksum{Index: sum.Index, Checksum: sum.Sum, Tables: sum.Tables})
 }
 
 // handleStatus serves GET /status: the node, its role, and who leads (in

@@ -166,3 +166,13 @@ func (c *Client) WaitApplied(ctx context.Context, index uint64) error {
 		}
 	}
 }
+
+// Checksum returns GET /db/checksum: equal checksums at equal indexes mean
+// equal content.
+func (c *Client) Checksum(ctx context.Context) (*Checksum, error) {
+	var out Checksum
+	if err := c.do(ctx, http.MethodGet, "/db/checksum", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

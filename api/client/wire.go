@@ -179,3 +179,11 @@ type Node struct {
 	// Role is walship's own: "master" or "slave".
 	Role string `json:"role,omitempty"`
 }
+
+// Checksum is the body of GET /db/checksum: a hash of the node's content
+// (schema and every user table, rowids included) at its applied index.
+type Checksum struct {
+	Index    uint64            `json:"index"`
+	Checksum string            `json:"checksum"`
+	Tables   map[string]string `json:"tables"`
+}
