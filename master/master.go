@@ -257,6 +257,7 @@ func (m *Master) drain(err error) {
 func (m *Master) commit(batch []*pending) error {
 	todo := batch
 	for len(todo) > 0 {
+		started := time.Now()
 		tx, err := m.db.Begin()
 		if err != nil {
 			for _, p := range todo {
@@ -301,6 +302,7 @@ func (m *Master) commit(batch []*pending) error {
 			}
 			return nil
 		}
+		ran := time.Now()
 		if err := m.log.Append(entries); err != nil {
 			_ = tx.Rollback()
 			m.cfg.Logger.Error("log append failed; batch rolled back", "err", err, "requests", len(todo))
@@ -309,8 +311,10 @@ func (m *Master) commit(batch []*pending) error {
 			}
 			return nil
 		}
+		appended := time.Now()
 		cerr := tx.Commit(m.log.ID(), index)
-		m.cfg.Logger.Debug("group commit", "requests", len(todo), "entries", len(entries), "last", index)
+		m.cfg.Logger.Debug("group commit", "requests", len(todo), "entries", len(entries), "last", index,
+			"run", ran.Sub(started), "append", appended.Sub(ran), "commit", time.Since(appended))
 		// The entries are durable in the log: they are written, whatever
 		// SQLite says now, and replayed at start if it failed.
 		for i, p := range todo {
