@@ -166,7 +166,7 @@ func TestUnknownPathAndMethod(t *testing.T) {
 		{http.MethodPost, "/log/status", 405, `{"error":"method POST not allowed on /log/status"}`},
 	} {
 		status, h, body := do(t, tc.method, srv.URL()+tc.path, nil)
-		if status != tc.status || string(body) != tc.want+"\n" || h.Get("Content-Type") != "application/json" {
+		if status != tc.status || string(body) != tc.want+"\n" || h.Get("Content-Type") != "application/json; charset=utf-8" {
 			t.Errorf("%s %s: %d %s %q, want %d %s application/json", tc.method, tc.path, status, h.Get("Content-Type"), body, tc.status, tc.want)
 		}
 	}

@@ -72,7 +72,7 @@ func TestFeedRefuses(t *testing.T) {
 		{"from=5&log_id=" + logID + "&applied=4&epoch=0", 409, "the slave's entry 4 has epoch 0, the master's has 1"},
 	} {
 		status, h, body := do(t, http.MethodGet, srv.URL()+"/log/entries?"+tc.query, nil)
-		if status != tc.status || h.Get("Content-Type") != "application/json" {
+		if status != tc.status || h.Get("Content-Type") != "application/json; charset=utf-8" {
 			t.Errorf("?%.80s: %d %s %s, want %d JSON", tc.query, status, h.Get("Content-Type"), body, tc.status)
 			continue
 		}

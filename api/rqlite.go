@@ -302,6 +302,9 @@ func rqErrorText(err error) string {
 	if errors.Is(err, db.ErrWriteInQuery) {
 		return errWriteInQuery
 	}
+	if errors.Is(err, db.ErrTimeout) {
+		return "execute timeout"
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "query timeout"
 	}
@@ -321,16 +324,22 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	return body, nil
 }
 
-// writeRq answers a /db/* response, as rqlite encodes it.
+// writeRq answers a /db/* response, as rqlite encodes it: HTML characters
+// not escaped, four spaces with ?pretty, no trailing newline.
 func writeRq(w http.ResponseWriter, p *rqParams, resp rqResponse) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if p != nil && p.pretty {
 		enc.SetIndent("", "    ")
 	}
-	_ = enc.Encode(resp)
+	if err := enc.Encode(resp); err != nil {
+		http.Error(w, "encode answer: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }
 
 // writeRqError answers an error that is not a per-statement one.
@@ -381,7 +390,7 @@ func (s *Server) masterWrite(w http.ResponseWriter, r *http.Request, p *rqParams
 	}
 	var res master.Result
 	if len(plan.stmts) > 0 {
-		res = s.Master.Execute(r.Context(), db.Request{Statements: plan.stmts, Txn: p.txn})
+		res = s.Master.Execute(r.Context(), db.Request{Statements: plan.stmts, Txn: p.txn, Timeout: p.dbTimeout})
 		if res.Err != nil {
 			s.writeRqError(w, r, res.Err)
 			return

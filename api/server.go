@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -38,6 +39,9 @@ type Server struct {
 	MaxBody int64
 	// Logger receives the server's logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics are served at /metrics. Nil means new ones, without the
+	// master's or slave's observations.
+	Metrics *Metrics
 
 	logger *slog.Logger
 	ln     net.Listener
@@ -77,12 +81,20 @@ func (s *Server) Open() error {
 	s.registerSeedRoutes(r)
 	s.registerRqliteRoutes(r)
 	s.registerNodeRoutes(r)
+	if s.Metrics == nil {
+		s.Metrics = NewMetrics()
+	}
+	s.registerMetrics(r)
 	s.registerLogRoutes(r)
 	s.registerStatusRoutes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/db/") || r.URL.Path == "/status" || r.URL.Path == "/nodes" || r.URL.Path == "/readyz" {
+			w.WriteHeader(http.StatusMethodNotAllowed) // rqlite's: no body
+			return
+		}
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method " + r.Method + " not allowed on " + r.URL.Path})
 	})
 	s.srv = &http.Server{

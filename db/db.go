@@ -97,6 +97,7 @@ func (d *DB) setupWriter() error {
 	if err := setupConn(d.w, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); err != nil {
 		return err
 	}
+	d.w.watchCancel()
 	err := d.w.exec(`CREATE TABLE IF NOT EXISTS _walship (
 	id INTEGER PRIMARY KEY CHECK (id = 1),
 	log_id TEXT NOT NULL,
@@ -242,7 +243,9 @@ func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint6
 			res.Rows = append(res.Rows, vals)
 		}
 	}
-	if dml {
+	if dml && !c.auth.schema {
+		// DROP TABLE asks to delete the table's rows: a schema
+		// statement reports none.
 		res.RowsAffected = c.changes()
 	}
 	if insert {

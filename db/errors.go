@@ -29,6 +29,9 @@ var (
 	// ErrGap is returned when entries do not follow the database's applied
 	// index without a gap.
 	ErrGap = errors.New("entries do not follow the applied index")
+	// ErrTimeout is returned when a statement ran past its request's
+	// Timeout and was stopped.
+	ErrTimeout = errors.New("execute timeout")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("database closed")
 )

@@ -16,6 +16,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"modernc.org/libc"
@@ -49,6 +50,9 @@ type conn struct {
 	// canceled stops the running statement at its next progress check
 	// (watchCancel); it may be set from any goroutine.
 	canceled atomic.Bool
+	// deadline (Unix nanoseconds, 0 for none) stops the running statement
+	// at its next progress check once passed: a write's db_timeout.
+	deadline atomic.Int64
 }
 
 var (
@@ -471,7 +475,14 @@ func (c *conn) watchCancel() {
 // watchCancel: non-zero stops the statement.
 func progressTrampoline(_ *libc.TLS, id uintptr) int32 {
 	v, ok := registry.Load(id)
-	if !ok || v.(*conn).canceled.Load() {
+	if !ok {
+		return 1
+	}
+	c := v.(*conn)
+	if c.canceled.Load() {
+		return 1
+	}
+	if d := c.deadline.Load(); d != 0 && time.Now().UnixNano() > d {
 		return 1
 	}
 	return 0

@@ -3,6 +3,7 @@ package db
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/walship/walship/wal"
 )
@@ -14,6 +15,10 @@ type Request struct {
 	// Txn makes the request all-or-nothing. Without it, each statement is
 	// atomic on its own and a failed one leaves no trace.
 	Txn bool
+	// Timeout, if set, stops a statement that runs longer (ErrTimeout).
+	// Replicas never stop one: a statement stopped on the master is not
+	// logged.
+	Timeout time.Duration
 }
 
 // Outcome is what running a Request in a Tx did.
@@ -105,7 +110,16 @@ func (tx *Tx) Run(req Request, ms int64, seed uint64) Outcome {
 		// what it did to last_insert_rowid() and changes() is undone
 		// with its rows.
 		lastID, nchanges := w.lastInsertID(), w.changes()
+		if req.Timeout > 0 {
+			w.deadline.Store(time.Now().Add(req.Timeout).UnixNano())
+		}
 		res, changed, err := w.run(st, policyWrite, true, ms, seed)
+		if req.Timeout > 0 {
+			if err != nil && time.Now().UnixNano() > w.deadline.Load() {
+				err = fmt.Errorf("%w: %w", ErrTimeout, err)
+			}
+			w.deadline.Store(0)
+		}
 		if err != nil {
 			res = Result{Err: err}
 			out.Results = append(out.Results, res)

@@ -51,6 +51,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnCommit, if set, is called after each group commit with the
+	// requests it carried, the entries it appended, the log append's time
+	// (its fsync included) and the SQLite time (run and commit).
+	OnCommit func(requests, entries int, appendDur, applyDur time.Duration)
 }
 
 // Master accepts writes, appends them to the log and applies them.
@@ -313,8 +317,12 @@ func (m *Master) commit(batch []*pending) error {
 		}
 		appended := time.Now()
 		cerr := tx.Commit(m.log.ID(), index)
+		committed := time.Now()
 		m.cfg.Logger.Debug("group commit", "requests", len(todo), "entries", len(entries), "last", index,
-			"run", ran.Sub(started), "append", appended.Sub(ran), "commit", time.Since(appended))
+			"run", ran.Sub(started), "append", appended.Sub(ran), "commit", committed.Sub(appended))
+		if m.cfg.OnCommit != nil {
+			m.cfg.OnCommit(len(todo), len(entries), appended.Sub(ran), ran.Sub(started)+committed.Sub(appended))
+		}
 		// The entries are durable in the log: they are written, whatever
 		// SQLite says now, and replayed at start if it failed.
 		for i, p := range todo {

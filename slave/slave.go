@@ -48,6 +48,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnApply, if set, is called after each applied batch with its number
+	// of entries and the time it took.
+	OnApply func(entries int, d time.Duration)
 }
 
 // Slave follows a master's log.
@@ -197,6 +200,7 @@ func (s *Slave) ApplyBatch(logID string, entries []*wal.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
+	start := time.Now()
 	if err := s.db.Apply(logID, entries); err != nil {
 		var ae *db.ApplyError
 		if errors.As(err, &ae) || errors.Is(err, db.ErrGap) || errors.Is(err, db.ErrOtherLog) {
@@ -204,6 +208,9 @@ func (s *Slave) ApplyBatch(logID string, entries []*wal.Entry) error {
 			return fmt.Errorf("%w: %w", ErrDiverged, err)
 		}
 		return err
+	}
+	if s.cfg.OnApply != nil {
+		s.cfg.OnApply(len(entries), time.Since(start))
 	}
 	last := entries[len(entries)-1]
 	s.mu.Lock()

@@ -61,13 +61,14 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger}
+	metrics := api.NewMetrics()
+	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger, Metrics: metrics}
 	if cfg.Role == "master" {
 		n.log, err = wal.Open(filepath.Join(cfg.Data, "log.db"), wal.Options{})
 		if err != nil {
 			return nil, err
 		}
-		n.master, err = master.Open(n.log, n.db, master.Config{Logger: logger})
+		n.master, err = master.Open(n.log, n.db, master.Config{Logger: logger, OnCommit: metrics.ObserveCommit})
 		if err != nil {
 			return nil, err
 		}
@@ -77,7 +78,8 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 		if advertise == "" {
 			advertise = api.AdvertiseURL(cfg.Addr)
 		}
-		n.slave, err = slave.Open(n.db, slave.Config{ID: cfg.ID, URL: advertise, MasterURL: cfg.MasterURL, Logger: logger})
+		n.slave, err = slave.Open(n.db, slave.Config{ID: cfg.ID, URL: advertise, MasterURL: cfg.MasterURL, Logger: logger,
+			OnApply: metrics.ObserveApply})
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,163 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are a node's Prometheus metrics, served at GET /metrics. They
+// live in their own registry (no process-wide state). Create them with
+// NewMetrics, give ObserveCommit to the master and ObserveApply to the
+// slave, and set Server.Metrics.
+type Metrics struct {
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec
+	batch     prometheus.Histogram
+	appendDur prometheus.Histogram
+	applyDur  prometheus.Histogram
+	applied   prometheus.Histogram
+}
+
+// NewMetrics returns the metrics with Go and process collectors.
+func NewMetrics() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "walship_http_requests_total", Help: "HTTP requests by route and status code.",
+	}, []string{"route", "code"})
+	m.batch = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "walship_write_batch_requests", Help: "Requests carried by one group commit (one log fsync).",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+	})
+	m.appendDur = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "walship_log_append_seconds", Help: "Time of one log append, its fsync included.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+	})
+	m.applyDur = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "walship_apply_seconds", Help: "Time to run and commit one batch in SQLite (master: a group commit; slave: one feed answer).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+	})
+	m.applied = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "walship_apply_batch_entries", Help: "Entries applied in one SQLite transaction.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+	})
+	m.reg.MustRegister(m.requests, m.batch, m.appendDur, m.applyDur, m.applied,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// ObserveCommit records one group commit of the master.
+func (m *Metrics) ObserveCommit(requests, entries int, appendDur, applyDur time.Duration) {
+	m.batch.Observe(float64(requests))
+	if entries > 0 {
+		m.appendDur.Observe(appendDur.Seconds())
+		m.applied.Observe(float64(entries))
+	}
+	m.applyDur.Observe(applyDur.Seconds())
+}
+
+// ObserveApply records one batch applied by a slave.
+func (m *Metrics) ObserveApply(entries int, d time.Duration) {
+	m.applied.Observe(float64(entries))
+	m.applyDur.Observe(d.Seconds())
+}
+
+// registerMetrics adds the node's gauges, read at each scrape, and the
+// route.
+func (s *Server) registerMetrics(r *mux.Router) {
+	m := s.Metrics
+	gauge := func(name, help string, f func() float64) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	gauge("walship_applied_index", "Index of the last log entry applied to this node's database.",
+		func() float64 { return float64(s.db().AppliedIndex()) })
+	if s.Master != nil {
+		lg := s.Master.Log()
+		gauge("walship_log_first_index", "First index of the master's log.", func() float64 { return float64(lg.FirstIndex()) })
+		gauge("walship_log_last_index", "Last index of the master's log.", func() float64 { return float64(lg.LastIndex()) })
+		gauge("walship_log_size_bytes", "Size of the master's log file.", func() float64 { return float64(lg.Size()) })
+		m.reg.MustRegister(&slaveCollector{s: s})
+	} else {
+		gauge("walship_lag_entries", "Entries the master has that this slave has not applied yet.", func() float64 {
+			st, applied := s.Slave.Status(), s.db().AppliedIndex()
+			if st.MasterLast > applied {
+				return float64(st.MasterLast - applied)
+			}
+			return 0
+		})
+		gauge("walship_lag_seconds", "Seconds since this slave last had applied everything the master had (0 while caught up).", func() float64 {
+			st := s.Slave.Status()
+			if st.MasterLast <= s.db().AppliedIndex() || st.LastCaughtUp.IsZero() {
+				return 0
+			}
+			return time.Since(st.LastCaughtUp).Seconds()
+		})
+	}
+	r.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	r.Use(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+			next.ServeHTTP(rec, r)
+			route := r.URL.Path
+			if cur := mux.CurrentRoute(r); cur != nil {
+				if t, err := cur.GetPathTemplate(); err == nil {
+					route = t
+				}
+			}
+			m.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
+		})
+	})
+}
+
+// slaveCollector reports, on the master, each slave's applied index and
+// lag in entries and in seconds (the age of the oldest entry it lacks).
+type slaveCollector struct{ s *Server }
+
+var (
+	slaveAppliedDesc = prometheus.NewDesc("walship_slave_applied_index", "A slave's applied index, as it last told the master.", []string{"slave"}, nil)
+	slaveLagDesc     = prometheus.NewDesc("walship_slave_lag_entries", "Entries of the master's log a slave has not applied.", []string{"slave"}, nil)
+	slaveLagSecDesc  = prometheus.NewDesc("walship_slave_lag_seconds", "Age of the oldest entry a slave has not applied (0 when caught up).", []string{"slave"}, nil)
+)
+
+func (c *slaveCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- slaveAppliedDesc
+	ch <- slaveLagDesc
+	ch <- slaveLagSecDesc
+}
+
+func (c *slaveCollector) Collect(ch chan<- prometheus.Metric) {
+	lg := c.s.Master.Log()
+	for _, sl := range c.s.Master.Slaves() {
+		ch <- prometheus.MustNewConstMetric(slaveAppliedDesc, prometheus.GaugeValue, float64(sl.Applied), sl.ID)
+		ch <- prometheus.MustNewConstMetric(slaveLagDesc, prometheus.GaugeValue, float64(sl.Lag), sl.ID)
+		age := 0.0
+		if sl.Lag > 0 {
+			if es, err := lg.Read(sl.Applied+1, 1, 1); err == nil && len(es) == 1 {
+				age = time.Since(time.UnixMilli(es[0].Time)).Seconds()
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(slaveLagSecDesc, prometheus.GaugeValue, age, sl.ID)
+	}
+}
+
+// statusRecorder keeps the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Flush lets long answers through the recorder.
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
