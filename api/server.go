@@ -27,6 +27,9 @@ const DefaultMaxBody = 16 << 20
 type Server struct {
 	// Addr is the address to listen on, e.g. ":8080" or "127.0.0.1:0".
 	Addr string
+	// Listener, if set, is used instead of listening on Addr (so that a
+	// caller can know the port before the node starts).
+	Listener net.Listener
 	// Advertise is the URL others use for this node; empty means derived
 	// from the listener.
 	Advertise string
@@ -67,9 +70,12 @@ func (s *Server) Open() error {
 	if s.MaxBody <= 0 {
 		s.MaxBody = DefaultMaxBody
 	}
-	ln, err := net.Listen("tcp", s.Addr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", s.Addr, err)
+	ln := s.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.Addr); err != nil {
+			return fmt.Errorf("listen %s: %w", s.Addr, err)
+		}
 	}
 	s.ln = ln
 	if s.Advertise == "" {
@@ -122,6 +128,9 @@ func (s *Server) URL() string { return s.Advertise }
 // Close stops the server, waiting up to 5s for requests in flight.
 func (s *Server) Close() error {
 	if s.srv == nil {
+		if s.Listener != nil {
+			return s.Listener.Close() // given, never served
+		}
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

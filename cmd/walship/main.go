@@ -21,6 +21,10 @@ Usage:
   walship demo [flags]            run a master and two slaves in this process
   walship exec [flags] SQL [P…]   send a write to a node and print the answer
   walship query [flags] SQL [P…]  send a read to a node and print the answer
+  walship shell [flags] [URL]     an interactive SQL shell on a node
+  walship status [flags] [URL]    the cluster at a glance: nodes, roles, applied index, lag
+  walship show [flags] [TABLE…]   every node's tables side by side, differences marked
+  walship bench MODE [flags]      load a cluster: write, read, lag, catchup, ceiling
 
 Run 'walship COMMAND --help' for a command's flags. Every flag can also be
 set by an environment variable WALSHIP_<FLAG> (e.g. WALSHIP_ADDR=:9090).
@@ -57,6 +61,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDemo(ctx, rest, stdout, stderr)
 	case "exec", "query":
 		return runSend(ctx, cmd, rest, stdout, stderr)
+	case "shell":
+		return runShell(ctx, rest, os.Stdin, stdout, stderr)
+	case "status":
+		return runStatus(ctx, rest, stdout, stderr)
+	case "show":
+		return runShow(ctx, rest, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -74,10 +75,18 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 		}
 		n.server.Master = n.master
 	} else {
+		// Listen first, so that the slave tells the master the port it
+		// really has (an address like 127.0.0.1:0 picks one).
+		ln, err := net.Listen("tcp", cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+		}
+		n.server.Listener = ln
 		advertise := cfg.Advertise
 		if advertise == "" {
-			advertise = api.AdvertiseURL(cfg.Addr)
+			advertise = api.AdvertiseURL(ln.Addr().String())
 		}
+		n.server.Advertise = advertise
 		n.slave, err = slave.Open(n.db, slave.Config{ID: cfg.ID, URL: advertise, MasterURL: cfg.MasterURL, Logger: logger,
 			OnApply: metrics.ObserveApply})
 		if err != nil {
