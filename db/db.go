@@ -102,8 +102,7 @@ func (d *DB) setupWriter() error {
 	id INTEGER PRIMARY KEY CHECK (id = 1),
 	log_id TEXT NOT NULL,
 	applied_index INTEGER NOT NULL);
-INSERT OR IGNORE INTO _walship (id, log_id, applied_index) VALUES (1, '', 0);
-CREATE TABLE IF NOT EXISTS _walship_reset (x INTEGER PRIMARY KEY);`)
+INSERT OR IGNORE INTO _walship (id, log_id, applied_index) VALUES (1, '', 0);`)
 	if err != nil {
 		return err
 	}
@@ -181,33 +180,23 @@ type Result struct {
 // clock pinned (writes) or real (reads).
 func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint64) (res Result, changed bool, err error) {
 	start := time.Now()
-	c.auth.reset(p)
-	s, tail, err := c.prepare(st.SQL)
-	if err != nil {
-		if c.auth.refused != "" {
-			return res, false, refused(c.auth.refused)
-		}
+	pr, err := c.prepareCached(st.SQL, p)
+	if err != nil || pr == nil {
 		return res, false, err
 	}
-	if s == nil {
-		return res, false, nil // white space and comments only
-	}
-	defer s.finalize()
-	if more, err := Split(tail); err != nil || len(more) > 0 {
-		return res, false, fmt.Errorf("%w: send one statement at a time, or let walship split the text", ErrMultiple)
-	}
-	ro := s.readonly()
+	s := pr.s
+	defer c.release(pr)
+	ro := pr.ro
 	// An allow-listed PRAGMA (journal_mode) may look like a write to
 	// SQLite: on a read-only, query_only connection it cannot be one.
-	if p == policyRead && !ro && c.auth.pragma == "" {
+	if p == policyRead && !ro && !pr.pragma {
 		return res, false, ErrWriteInQuery
 	}
-	if p == policyWrite && !ro {
-		if why := c.auth.writeRefusal(); why != "" {
-			return res, false, refused(why)
-		}
+	if p == policyWrite && !ro && pr.refusal != "" {
+		return res, false, refused(pr.refusal)
 	}
-	dml, insert := c.auth.dml, c.auth.insert
+	c.auth.reset(p) // SQLite may prepare the statement again as it runs
+	dml, insert := pr.dml, pr.insert
 	if pinned {
 		c.pin(ms, seed, st.Pos)
 	} else {
@@ -243,7 +232,7 @@ func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint6
 			res.Rows = append(res.Rows, vals)
 		}
 	}
-	if dml && !c.auth.schema {
+	if dml && !pr.schema {
 		// DROP TABLE asks to delete the table's rows: a schema
 		// statement reports none.
 		res.RowsAffected = c.changes()

@@ -11,6 +11,7 @@ package db
 // took it from the reader pool) is the only goroutine that touches it.
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"math"
@@ -47,6 +48,10 @@ type conn struct {
 	evalStmts map[string]*stmt
 	// ctl caches the node's own prepared statements (BEGIN, SAVEPOINT …).
 	ctl map[string]*stmt
+	// stmts caches client statements by policy and text, lru orders them
+	// (stmtcache.go).
+	stmts map[string]*prepared
+	lru   *list.List
 	// canceled stops the running statement at its next progress check
 	// (watchCancel); it may be set from any goroutine.
 	canceled atomic.Bool
@@ -108,6 +113,7 @@ func (c *conn) close() error {
 	for _, s := range c.ctl {
 		s.finalize()
 	}
+	c.dropStmts()
 	c.ctl = nil
 	c.evalStmts = nil
 	if c.eval != nil {
