@@ -23,10 +23,16 @@ func TestQueryWhileCommitting(t *testing.T) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	errs := make(chan error, readers)
+	// Every reader has read once before the commits start, so that reads
+	// and commits overlap however fast the commits are.
+	var ready sync.WaitGroup
+	ready.Add(readers)
 	for r := 0; r < readers; r++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var first sync.Once
+			defer first.Do(ready.Done)
 			last := int64(-1)
 			for i := 0; ; i++ {
 				select {
@@ -58,9 +64,11 @@ func TestQueryWhileCommitting(t *testing.T) {
 					return
 				}
 				last = lo
+				first.Do(ready.Done)
 			}
 		}()
 	}
+	ready.Wait()
 	for i := 1; i <= commits; i++ {
 		m.batch(
 			timed{req(false, "UPDATE pair SET n = n + 1 WHERE id = 1"), pinnedMS + int64(i), uint64(i)},
