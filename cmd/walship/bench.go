@@ -38,6 +38,9 @@ Modes:
             times how fast it catches up: entries/s
   ceiling   the same load against a no-op server started in this process
             (walship's HTTP stack, JSON decoded and encoded, no database)
+  raw       this machine's limits without walship around them: log append
+            with fsync, SQLite batched inserts, the log + apply pipeline at
+            1/10/100/1000 statements per group commit, one HTTP round trip
 
 With --ceiling, write and read also measure the no-op server with the same
 client and concurrency first and print their figures as fractions of it.
@@ -62,7 +65,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
 			return flag.ErrHelp
 		}
-		return errors.New("bench needs a mode: write, read, lag, catchup or ceiling")
+		return errors.New("bench needs a mode: write, read, lag, catchup, ceiling or raw")
 	}
 	mode := args[0]
 	fs := newFlagSet("bench "+mode, "walship bench "+mode+" [flags]", stderr)
@@ -100,8 +103,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return benchLag(ctx, cfg, *slaves, *rate, stdout, stderr)
 	case "catchup":
 		return benchCatchup(ctx, cfg, stdout, stderr)
+	case "raw":
+		return benchRaw(ctx, cfg, stdout, stderr)
 	}
-	return fmt.Errorf("unknown bench mode %q: use write, read, lag, catchup or ceiling", mode)
+	return fmt.Errorf("unknown bench mode %q: use write, read, lag, catchup, ceiling or raw", mode)
 }
 
 // startNoop serves api.NewNoopHandler on a free loopback port.

@@ -79,6 +79,10 @@ func TestBenchModes(t *testing.T) {
 	if got := run("ceiling", "-c", "2", "--count", "20"); !strings.Contains(got, "errors 0") {
 		t.Fatalf("ceiling report:\n%s", got)
 	}
+	if got := run("raw", "--duration", "100ms"); !regexp.MustCompile(`log \+ apply pipeline, +100 statements per group commit: +`+num+` statements/s`).MatchString(got) ||
+		!strings.Contains(got, "HTTP round trip") {
+		t.Fatalf("raw report:\n%s", got)
+	}
 	var out, errOut bytes.Buffer
 	if err := Run(ctx, []string{"bench", "frob"}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "unknown bench mode") {
 		t.Fatalf("unknown mode: %v", err)
