@@ -2,6 +2,8 @@ package api
 
 import (
 	"net/http"
+	"os"
+	"strings"
 	"strconv"
 	"time"
 
@@ -75,6 +77,8 @@ func (s *Server) registerMetrics(r *mux.Router) {
 	}
 	gauge("walship_applied_index", "Index of the last log entry applied to this node's database.",
 		func() float64 { return float64(s.db().AppliedIndex()) })
+	gauge("walship_process_rss_anon_bytes", "Anonymous resident memory of the process (RssAnon in /proc/self/status; bbolt and SQLite map their files, which total RSS also counts). 0 where unknown.",
+		rssAnon)
 	if s.Master != nil {
 		lg := s.Master.Log()
 		gauge("walship_log_first_index", "First index of the master's log.", func() float64 { return float64(lg.FirstIndex()) })
@@ -160,4 +164,23 @@ func (r *statusRecorder) Flush() {
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// rssAnon reads RssAnon from /proc/self/status (Linux), in bytes.
+func rssAnon() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				if kb, err := strconv.ParseFloat(f[0], 64); err == nil {
+					return kb * 1024
+				}
+			}
+		}
+	}
+	return 0
 }
