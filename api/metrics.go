@@ -3,8 +3,8 @@ package api
 import (
 	"net/http"
 	"os"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
