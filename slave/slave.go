@@ -57,7 +57,10 @@ type Config struct {
 type Slave struct {
 	cfg    Config
 	db     *db.DB
-	master *client.Client
+	master *client.Client // the feed
+	// forward sends clients' writes to the master; unlike the feed it waits
+	// as long as a write takes.
+	forward *client.Client
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -96,8 +99,15 @@ func Open(database *db.DB, cfg Config) (*Slave, error) {
 		cfg.Now = time.Now
 	}
 	c := client.New(cfg.MasterURL)
-	c.HTTP = &http.Client{Timeout: cfg.Wait + 30*time.Second, Transport: client.NewTransport()}
-	s := &Slave{cfg: cfg, db: database, master: c, state: client.StateDisconnected, applied: make(chan struct{})}
+	// The master answers every long-poll within its heartbeat, so a feed
+	// answer whose headers have not come 2s after the wait is a master that
+	// went silent (stopped, or its packets dropped): give up on it and say
+	// disconnected instead of waiting for the whole client timeout.
+	tr := client.NewTransport()
+	tr.ResponseHeaderTimeout = cfg.Wait + 2*time.Second
+	c.HTTP = &http.Client{Timeout: cfg.Wait + 30*time.Second, Transport: tr}
+	fwd := client.New(cfg.MasterURL)
+	s := &Slave{cfg: cfg, db: database, master: c, forward: fwd, state: client.StateDisconnected, applied: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.run() }()
@@ -259,7 +269,7 @@ func (s *Slave) WaitApplied(ctx context.Context, index uint64) bool {
 // (read-your-writes). A write the master committed is never answered with an
 // error: when the wait runs out, the answer says Pending.
 func (s *Slave) Forward(ctx context.Context, req client.SeedRequest) (*client.SeedResponse, error) {
-	resp, err := s.master.Seed(ctx, req)
+	resp, err := s.forward.Seed(ctx, req)
 	if err != nil {
 		return nil, err
 	}

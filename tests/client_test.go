@@ -7,6 +7,7 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -109,22 +110,42 @@ func (s *LogStatus) Slave(id int) *SlaveStatus {
 
 // Post sends body to POST / and returns the status and the answer.
 func (n *Node) Post(body []byte) (int, []byte, error) {
-	resp, err := httpClient.Post(n.URL()+"/", "application/json", bytes.NewReader(body))
+	return n.post(context.Background(), n.URL(), body)
+}
+
+func (n *Node) post(ctx context.Context, base string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/", bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
-	b := readAll(resp)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		// An answer cut in the middle is no answer.
+		return 0, nil, fmt.Errorf("reading the answer: %w", err)
+	}
 	return resp.StatusCode, b, nil
 }
 
 // Do sends req to POST / and decodes the answer; a non-200 answer is a
 // *StatusError.
 func (n *Node) Do(req Request) (*Result, error) {
+	return n.DoAt(context.Background(), n.URL(), req)
+}
+
+// DoAt sends req to POST / at base (the node's URL, or a proxy's in front
+// of it) under ctx, as Do does. Safe from any goroutine.
+func (n *Node) DoAt(ctx context.Context, base string, req Request) (*Result, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
-	status, b, err := n.Post(body)
+	status, b, err := n.post(ctx, base, body)
 	if err != nil {
 		return nil, fmt.Errorf("%s: POST / %s: %w", n.name, req.Query, err)
 	}
@@ -243,6 +264,85 @@ func (n *Node) MustLogStatus() *LogStatus {
 	return s
 }
 
+// Checksum is the body of GET /db/checksum: a hash of the node's content
+// at its applied index Index.
+type Checksum struct {
+	Index    uint64            `json:"index"`
+	Checksum string            `json:"checksum"`
+	Tables   map[string]string `json:"tables"`
+
+	Body []byte `json:"-"`
+}
+
+// Checksum fetches GET /db/checksum. Safe from any goroutine.
+func (n *Node) Checksum() (*Checksum, error) {
+	resp, err := httpClient.Get(n.URL() + "/db/checksum")
+	if err != nil {
+		return nil, fmt.Errorf("%s: GET /db/checksum: %w", n.name, err)
+	}
+	b := readAll(resp)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: GET /db/checksum: HTTP %d: %s", n.name, resp.StatusCode, b)
+	}
+	s := &Checksum{Body: b}
+	if err := decodeJSON(b, s); err != nil {
+		return nil, fmt.Errorf("%s: GET /db/checksum: decode %q: %w", n.name, b, err)
+	}
+	if s.Checksum == "" {
+		return nil, fmt.Errorf("%s: GET /db/checksum: no checksum in %s", n.name, b)
+	}
+	return s, nil
+}
+
+// DBQuery sends one read with positional parameters to rqlite's POST
+// /db/query?flags (flags is a URL query such as "level=strong") and
+// returns its rows. An error in the answer (a statement's, or "stale
+// read") is an error. Safe from any goroutine.
+func (n *Node) DBQuery(ctx context.Context, flags, sql string, params ...any) ([][]any, error) {
+	body, err := json.Marshal([][]any{append([]any{sql}, params...)})
+	if err != nil {
+		return nil, err
+	}
+	u := n.URL() + "/db/query?" + flags
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: POST /db/query: %w", n.name, err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%s: POST /db/query: reading the answer: %w", n.name, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, &StatusError{Status: resp.StatusCode, Body: b}
+	}
+	var out struct {
+		Results []struct {
+			Values [][]any `json:"values"`
+			Error  string  `json:"error"`
+		} `json:"results"`
+		Error string `json:"error"`
+	}
+	if err := decodeJSON(b, &out); err != nil {
+		return nil, fmt.Errorf("%s: POST /db/query: decode %q: %w", n.name, b, err)
+	}
+	if out.Error != "" {
+		return nil, fmt.Errorf("%s: POST /db/query: %s", n.name, out.Error)
+	}
+	if len(out.Results) != 1 {
+		return nil, fmt.Errorf("%s: POST /db/query: want one result, got %s", n.name, b)
+	}
+	if e := out.Results[0].Error; e != "" {
+		return nil, fmt.Errorf("%s: POST /db/query: %s", n.name, e)
+	}
+	return out.Results[0].Values, nil
+}
+
 // WaitFor polls /log/status until ok returns true, and fails the test
 // after timeout. It returns the status that satisfied ok.
 func (n *Node) WaitFor(what string, timeout time.Duration, ok func(*LogStatus) bool) *LogStatus {
@@ -284,7 +384,7 @@ func (c *Cluster) WaitConverged(master *Node) uint64 {
 	c.t.Helper()
 	last := master.MustLogStatus().LastIndex
 	for _, n := range c.Nodes() {
-		if n.Role == RoleSlave && !n.Exited() && n.MasterURL == master.URL() {
+		if n.Role == RoleSlave && !n.Exited() && n.Master == master {
 			n.WaitForApplied(last, waitTimeout)
 		}
 	}

@@ -3,7 +3,9 @@ package tests
 // This file runs walship processes: the Node and Cluster test types, free
 // loopback ports, per-node environments, and fault injection (SIGKILL,
 // SIGSTOP/SIGCONT, restart on the same port and data directory). The HTTP
-// side of a Node lives in client_test.go.
+// side of a Node lives in client_test.go; the fault-injecting proxy that
+// can stand between a slave and its master (Via) or a client and a node
+// lives in proxy_test.go.
 
 import (
 	"bytes"
@@ -49,7 +51,8 @@ type Node struct {
 	ID        int      // the slave's id (0 for a master)
 	Addr      string   // 127.0.0.1:PORT, kept across restarts
 	DataDir   string   // kept across restarts
-	MasterURL string   // a slave's --master
+	MasterURL string   // a slave's --master: the master's URL, or a proxy's in front of it
+	Master    *Node    // the master a slave follows (directly or through a proxy)
 	Env       []string // added to the test process's environment, e.g. TZ=UTC
 	Args      []string // extra command-line arguments
 
@@ -79,6 +82,11 @@ func WithEnv(key, value string) Option {
 
 // WithDataDir runs the node on dir instead of a fresh directory.
 func WithDataDir(dir string) Option { return func(n *Node) { n.DataDir = dir } }
+
+// Via makes a slave pull its master's log through proxy p (its --master is
+// the proxy's URL), so that p can cut, delay or blackhole the feed and the
+// writes and strong reads the slave forwards.
+func Via(p *Proxy) Option { return func(n *Node) { n.MasterURL = p.URL() } }
 
 // Cluster is the set of nodes of one test. Every process it started is
 // killed when the test ends, and the output of every node is logged when
@@ -116,7 +124,10 @@ func (c *Cluster) MustRunMaster(opts ...Option) *Node {
 func (c *Cluster) MustRunSlave(id int, master *Node, opts ...Option) *Node {
 	c.t.Helper()
 	n := c.newNode(RoleSlave, id, fmt.Sprintf("slave-%d", id), opts)
-	n.MasterURL = master.URL()
+	n.Master = master
+	if n.MasterURL == "" {
+		n.MasterURL = master.URL()
+	}
 	c.mustStartOnFreePort(n)
 	return n
 }
