@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
@@ -108,6 +109,9 @@ func parseFeed(r *http.Request) (master.FeedRequest, error) {
 	req.LogID = q.Get(client.FeedLogID)
 	if len(req.SlaveID) > 256 || len(req.SlaveURL) > 2048 || len(req.LogID) > 64 {
 		return req, fmt.Errorf("%w: id, url or log_id too long", ErrBadRequest)
+	}
+	if !utf8.ValidString(req.SlaveID) || !utf8.ValidString(req.SlaveURL) || !utf8.ValidString(req.LogID) {
+		return req, fmt.Errorf("%w: id, url and log_id must be valid UTF-8", ErrBadRequest)
 	}
 	return req, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
@@ -61,6 +62,11 @@ func (s *Server) parseSeed(w http.ResponseWriter, r *http.Request) (*client.Seed
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, nil, fmt.Errorf(`%w: empty body; send {"command":"exec"|"query","query":"SQL"}`, ErrBadRequest)
 	}
+	// encoding/json would turn each invalid byte into U+FFFD, and the
+	// write would store other text than the client sent.
+	if at := invalidUTF8(body); at >= 0 {
+		return nil, nil, fmt.Errorf("%w: the body is not valid UTF-8 (byte %d); JSON text must be", ErrBadRequest, at)
+	}
 	var req client.SeedRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -104,6 +110,22 @@ func (s *Server) parseSeed(w http.ResponseWriter, r *http.Request) (*client.Seed
 		stmts[0].Params = params
 	}
 	return &req, stmts, nil
+}
+
+// invalidUTF8 returns the offset of the first byte of b that is not valid
+// UTF-8, or -1.
+func invalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 // jsonParams converts positional JSON parameters to typed values: an

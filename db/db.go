@@ -2,9 +2,12 @@ package db
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +57,9 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if err := checkFileSize(path); err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
 	d := &DB{path: path, logger: opts.Logger, readers: make(chan *conn, opts.Readers)}
 	w, err := openConn(path, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_CREATE)
 	if err != nil {
@@ -80,6 +86,57 @@ func Open(path string, opts Options) (*DB, error) {
 		d.readers <- r
 	}
 	return d, nil
+}
+
+// checkFileSize refuses a database file that is not a whole number of
+// pages. SQLite finds a file cut by whole pages when it opens it, but reads
+// a page cut short as if its missing bytes were zeros: the rows stored
+// there would be served and changed silently damaged. A missing or empty
+// file passes: SQLite creates the database, and the node rebuilds it.
+//
+// SQLite writes whole pages, but a crash while a checkpoint extends the
+// file may tear the last one; the WAL then still holds it and SQLite
+// writes it again. So with a WAL file that holds frames the check is
+// skipped.
+func checkFileSize(path string) error {
+	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
+		return nil
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() == 0 {
+		return nil
+	}
+	var hdr [100]byte
+	if _, err := f.ReadAt(hdr[:], 0); errors.Is(err, io.EOF) {
+		return nil // shorter than a header: SQLite says what it is
+	} else if err != nil {
+		return err
+	}
+	if string(hdr[:16]) != "SQLite format 3\x00" {
+		return nil // not a database: SQLite says so
+	}
+	pageSize := int64(binary.BigEndian.Uint16(hdr[16:]))
+	if pageSize == 1 {
+		pageSize = 65536
+	}
+	if pageSize < 512 || pageSize&(pageSize-1) != 0 {
+		return nil // a damaged header: SQLite says so
+	}
+	if fi.Size()%pageSize != 0 {
+		return fmt.Errorf("the file is truncated or damaged: %d bytes is not a whole number of %d-byte pages; "+
+			"move it away to rebuild it (a master replays its log, a slave pulls its master's)", fi.Size(), pageSize)
+	}
+	return nil
 }
 
 // connSettings are pinned on every connection, the same on every node; no
@@ -216,9 +273,13 @@ func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint6
 			res.Types[i] = strings.ToLower(s.columnDecltype(i))
 		}
 	}
+	compiled := s.reprepares()
 	for {
 		row, err := s.step()
 		if err != nil {
+			if c.auth.refused != "" {
+				return Result{}, false, refused(c.auth.refused)
+			}
 			return Result{}, false, err
 		}
 		if !row {
@@ -230,6 +291,20 @@ func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint6
 				vals[i] = s.column(i)
 			}
 			res.Rows = append(res.Rows, vals)
+		}
+	}
+	// SQLite compiled the cached statement again because the schema
+	// changed (a trigger was added on its table …), asking the authorizer
+	// anew: what it saw now counts, not what the cache remembered. The
+	// caller rolls back what a refused statement did.
+	if s.reprepares() != compiled {
+		pr.recompiled(c)
+		ro, dml, insert = pr.ro, pr.dml, pr.insert
+		if p == policyRead && !ro && !pr.pragma {
+			return Result{}, false, ErrWriteInQuery
+		}
+		if p == policyWrite && !ro && pr.refusal != "" {
+			return Result{}, false, refused(pr.refusal)
 		}
 	}
 	if dml && !pr.schema {
@@ -296,6 +371,10 @@ func (d *DB) reader(ctx context.Context) (*conn, error) {
 		if !ok {
 			return nil, ErrClosed
 		}
+		// A query stopped by its context leaves the mark set (Query
+		// waits until its cancellation is over): it must not stop
+		// whatever runs next on this connection.
+		c.canceled.Store(false)
 		return c, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()

@@ -271,3 +271,72 @@ func TestClassifyCatchesMisclassification(t *testing.T) {
 		t.Fatal("the seeds lost the write hidden behind a read")
 	}
 }
+
+// TestCachedStatementAuthorizedAgain: a write compiled and cached before a
+// trigger existed is compiled again by SQLite when it next runs; the
+// authorizer's answer for that compilation counts. A trigger that makes the
+// write read node-local values (walship's own table, the file's data
+// version, a row's file offset) gets it refused, exactly as a fresh
+// compilation is, on the master and on a replica.
+func TestCachedStatementAuthorizedAgain(t *testing.T) {
+	for _, body := range []string{
+		"INSERT INTO u SELECT applied_index FROM _walship",
+		"INSERT INTO u SELECT data_version FROM pragma_data_version",
+		"INSERT INTO u SELECT sqlite_offset(a) FROM t",
+		"INSERT INTO u VALUES (total_changes())",
+	} {
+		t.Run(body, func(t *testing.T) {
+			d := mustOpenDB(t)
+			m := newMaster(t, d)
+			m.exec(pinnedMS, 1, "CREATE TABLE t (a)", "CREATE TABLE u (a)")
+			for i := range 2 { // cached on the first run, reused on the second
+				m.exec(pinnedMS, uint64(i), "INSERT INTO t VALUES (1)")
+			}
+			m.exec(pinnedMS, 3, "CREATE TRIGGER tr AFTER INSERT ON t BEGIN "+body+"; END")
+			before := dump(t, d)
+			for _, txn := range []bool{false, true} {
+				out := m.batch(timed{req(txn, "INSERT INTO t VALUES (1)"), pinnedMS, 4})[0]
+				if err := out.Results[0].Err; !errors.Is(err, ErrRefused) {
+					t.Fatalf("txn %v: the cached INSERT fired a trigger that does %q: %v; want ErrRefused", txn, body, err)
+				}
+				if len(out.Logged) != 0 {
+					t.Fatalf("txn %v: logged %v", txn, out.Logged)
+				}
+			}
+			if after := dump(t, d); after != before {
+				t.Fatalf("the refused statement left changes: %s", diffLines(before, after))
+			}
+			m.mustMatchReplica()
+		})
+	}
+}
+
+// TestReaderAfterCanceledQuery: a query stopped by its context leaves its
+// read connection marked canceled; whatever takes that connection next (a
+// checksum, a classification, another query) must not be stopped by it.
+// FuzzClassify found it: a checksum after a timed-out query failed with
+// "interrupted".
+func TestReaderAfterCanceledQuery(t *testing.T) {
+	d := fuzzDB(t) // one reader: every call below takes the same connection
+	// Enough rows that the checksum runs past the progress handler's
+	// 1000 steps, where a stale cancellation stops it.
+	fill := &wal.Entry{Index: d.AppliedIndex() + 1, Epoch: 1, Statements: stmts(
+		"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 5000) INSERT INTO k SELECT 'row' || x, NULL FROM c")}
+	if err := d.Apply(testLogID, []*wal.Entry{fill}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, err := d.Query(ctx, stmts("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"))
+		cancel()
+		if err == nil {
+			t.Fatal("an endless query ended without an error")
+		}
+		if _, err := d.Checksum(context.Background()); err != nil {
+			t.Fatalf("checksum after a canceled query: %v", err)
+		}
+		if _, err := d.Classify(context.Background(), "SELECT * FROM t"); err != nil {
+			t.Fatalf("classify after a canceled query: %v", err)
+		}
+	}
+}

@@ -291,6 +291,12 @@ func (s *stmt) finalize() {
 // database file (sqlite3_stmt_readonly).
 func (s *stmt) readonly() bool { return sqlite3.Xsqlite3_stmt_readonly(s.c.tls, s.p) != 0 }
 
+// reprepares counts how often SQLite compiled the statement again since it
+// was prepared, because the schema changed (SQLITE_STMTSTATUS_REPREPARE).
+func (s *stmt) reprepares() int32 {
+	return sqlite3.Xsqlite3_stmt_status(s.c.tls, s.p, sqlite3.SQLITE_STMTSTATUS_REPREPARE, 0)
+}
+
 func (s *stmt) paramCount() int { return int(sqlite3.Xsqlite3_bind_parameter_count(s.c.tls, s.p)) }
 
 // bind binds params: positional ones in order to ?1, ?2 …, named ones to

@@ -72,6 +72,18 @@ func (c *conn) prepareCached(sql string, p policy) (*prepared, error) {
 	return pr, nil
 }
 
+// recompiled updates what pr remembers after SQLite compiled it again
+// while it ran, from what the authorizer (reset before the run) saw then.
+func (pr *prepared) recompiled(c *conn) {
+	pr.ro = pr.s.readonly()
+	pr.pragma = c.auth.pragma != ""
+	pr.dml, pr.insert, pr.schema = c.auth.dml, c.auth.insert, c.auth.schema
+	pr.refusal = ""
+	if !pr.ro {
+		pr.refusal = c.auth.writeRefusal()
+	}
+}
+
 // release makes a statement ready to run again, or finalizes it when it is
 // not cached.
 func (c *conn) release(pr *prepared) {

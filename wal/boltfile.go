@@ -172,6 +172,65 @@ func checkBoltFile(path string) error {
 	if need := int64(m.pgid * ps); size < need {
 		return corruptf("%s is truncated: %d bytes, needs %d (%d pages of %d bytes)", path, size, need, m.pgid, ps)
 	}
+	if m.freelist != boltNoFreelist {
+		if err := checkFreelist(f, m); err != nil {
+			return corruptf("%s: freelist page %d: %v", path, m.freelist, err)
+		}
+	}
+	return nil
+}
+
+// Page header fields (bbolt's common.Page) and the freelist page flag.
+const (
+	pageID       = 0  // u64
+	pageFlags    = 8  // u16
+	pageCount    = 10 // u16
+	pageOverflow = 12 // u32
+
+	boltFreelistFlag uint16 = 0x10
+)
+
+// checkFreelist checks the freelist page that m refers to: bbolt panics at
+// Open on a page of another type, reads its page ids without bounds checks,
+// and would later hand out a page id beyond the file or twice. The page
+// must be a freelist page that names itself, fit within the file, and list
+// strictly increasing page ids between 2 and the high-water mark.
+func checkFreelist(f *os.File, m boltMeta) error {
+	ps := int64(m.pageSize)
+	var hdr [boltPageHeaderSize]byte
+	if _, err := f.ReadAt(hdr[:], int64(m.freelist)*ps); err != nil {
+		return fmt.Errorf("read header: %w", err)
+	}
+	ne := binary.NativeEndian
+	if id := ne.Uint64(hdr[pageID:]); id != m.freelist {
+		return fmt.Errorf("the page says it is page %d", id)
+	}
+	if flags := ne.Uint16(hdr[pageFlags:]); flags != boltFreelistFlag {
+		return fmt.Errorf("not a freelist page (flags %#x)", flags)
+	}
+	span := uint64(ne.Uint32(hdr[pageOverflow:])) + 1
+	if m.freelist+span > m.pgid {
+		return fmt.Errorf("spans %d pages, beyond the high-water mark %d", span, m.pgid)
+	}
+	body := make([]byte, int64(span)*ps-boltPageHeaderSize)
+	if _, err := f.ReadAt(body, int64(m.freelist)*ps+boltPageHeaderSize); err != nil {
+		return fmt.Errorf("read %d pages: %w", span, err)
+	}
+	count, first := uint64(ne.Uint16(hdr[pageCount:])), 0
+	if count == 0xFFFF { // the count is the first element
+		count, first = ne.Uint64(body), 1
+	}
+	if count > uint64(len(body)/8-first) {
+		return fmt.Errorf("%d page ids do not fit in its %d page(s)", count, span)
+	}
+	prev := uint64(1)
+	for i := range int(count) {
+		id := ne.Uint64(body[(first+i)*8:])
+		if id <= prev || id >= m.pgid {
+			return fmt.Errorf("page id %d (element %d) is out of order or outside 2..%d", id, i, m.pgid-1)
+		}
+		prev = id
+	}
 	return nil
 }
 

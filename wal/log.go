@@ -105,7 +105,7 @@ func Open(path string, opts Options) (*Log, error) {
 	if err := checkBoltFile(path); err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	db, err := openBolt(path, &bolt.Options{
 		Timeout: opts.Timeout,
 		NoSync:  opts.NoSync,
 	})
@@ -130,6 +130,22 @@ func Open(path string, opts Options) (*Log, error) {
 		}
 	}
 	return l, nil
+}
+
+// openBolt opens path with bbolt. bbolt reads the meta and freelist pages
+// as it opens the file, and panics (or faults) on some damage that
+// checkBoltFile cannot see: that becomes an error wrapping ErrCorrupt
+// instead of a crash. The damaged file then stays open and locked until the
+// process exits, which it should: the log cannot be used.
+func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			db, err = nil, corruptf("%s: bbolt cannot open the file (damaged page?): %v", path, r)
+		}
+	}()
+	return bolt.Open(path, 0o600, opts)
 }
 
 // load reads the meta bucket into memory, initialising it in a file that
