@@ -22,6 +22,9 @@ var (
 	ErrTooLarge = errors.New("request body too large")
 	// ErrNotMaster is returned for the feed on a node that is not the master.
 	ErrNotMaster = errors.New("this node is not the master")
+	// ErrQueryTimeout is returned when a read ran longer than the node's
+	// QueryTimeout.
+	ErrQueryTimeout = errors.New("query timeout")
 	// ErrMasterUnreachable is returned when a slave cannot forward a write.
 	ErrMasterUnreachable = errors.New("the master cannot be reached")
 )
@@ -39,6 +42,8 @@ func statusOf(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, ErrNotMaster):
 		return http.StatusNotFound
+	case errors.Is(err, ErrQueryTimeout), errors.Is(err, db.ErrTimeout):
+		return http.StatusRequestTimeout
 	case errors.Is(err, ErrBadRequest), errors.Is(err, db.ErrParams), errors.Is(err, db.ErrIncomplete),
 		errors.Is(err, db.ErrRefused), errors.Is(err, db.ErrWriteInQuery), errors.Is(err, db.ErrMultiple):
 		return http.StatusBadRequest

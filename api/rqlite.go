@@ -455,8 +455,10 @@ func (s *Server) staleRead(p *rqParams) bool {
 func (s *Server) localQuery(w http.ResponseWriter, r *http.Request, p *rqParams, elems []rqElement, start time.Time) {
 	plan := planRq(elems)
 	results := make([]db.Result, 0, len(plan.stmts))
+	all, cancelAll := s.queryContext(r.Context(), 0)
+	defer cancelAll()
 	for _, st := range plan.stmts {
-		ctx, cancel := r.Context(), context.CancelFunc(func() {})
+		ctx, cancel := all, context.CancelFunc(func() {})
 		if p.dbTimeout > 0 {
 			ctx, cancel = context.WithTimeout(ctx, p.dbTimeout)
 		}

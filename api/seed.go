@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -185,8 +186,13 @@ func jsonValue(v any) (wal.Value, error) {
 
 func (s *Server) seedQuery(r *http.Request, stmts []wal.Statement) (*client.SeedResponse, error) {
 	index := s.db().AppliedIndex()
-	results, err := s.db().Query(r.Context(), stmts)
+	ctx, cancel := s.queryContext(r.Context(), 0)
+	defer cancel()
+	results, err := s.db().Query(ctx, stmts)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
+			return nil, fmt.Errorf("%w: the query ran longer than %s and was stopped", ErrQueryTimeout, s.QueryTimeout)
+		}
 		return nil, err
 	}
 	resp := &client.SeedResponse{Index: index}

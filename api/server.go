@@ -23,6 +23,9 @@ import (
 // DefaultMaxBody is the default limit of a request body.
 const DefaultMaxBody = 16 << 20
 
+// DefaultQueryTimeout is the default time limit of a read.
+const DefaultQueryTimeout = 5 * time.Second
+
 // Server serves one node. Exactly one of Master and Slave is set.
 type Server struct {
 	// Addr is the address to listen on, e.g. ":8080" or "127.0.0.1:0".
@@ -40,6 +43,11 @@ type Server struct {
 	Slave  *slave.Slave
 	// MaxBody limits request bodies. Zero means DefaultMaxBody.
 	MaxBody int64
+	// QueryTimeout bounds a read from its arrival, waiting for a read
+	// connection included, so that a few endless queries cannot starve
+	// every other read. A request's db_timeout, if shorter, wins. Zero
+	// means DefaultQueryTimeout; negative means no limit.
+	QueryTimeout time.Duration
 	// Logger receives the server's logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics are served at /metrics. Nil means new ones, without the
@@ -69,6 +77,9 @@ func (s *Server) Open() error {
 	}
 	if s.MaxBody <= 0 {
 		s.MaxBody = DefaultMaxBody
+	}
+	if s.QueryTimeout == 0 {
+		s.QueryTimeout = DefaultQueryTimeout
 	}
 	ln := s.Listener
 	if ln == nil {
@@ -181,4 +192,16 @@ func (s *Server) role() string {
 		return "master"
 	}
 	return "slave"
+}
+
+// queryContext bounds a read by QueryTimeout (and a shorter limit, if
+// given).
+func (s *Server) queryContext(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc) {
+	if s.QueryTimeout > 0 && (limit <= 0 || limit > s.QueryTimeout) {
+		limit = s.QueryTimeout
+	}
+	if limit <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, limit)
 }

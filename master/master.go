@@ -47,6 +47,11 @@ type Config struct {
 	// MaxFeedBytes bounds the encoded size of one feed answer (at least one
 	// entry is always sent). Zero means 4 MiB.
 	MaxFeedBytes int
+	// StatementTimeout stops a write statement that runs longer: the one
+	// writer serves every client, so no statement may hold it for long.
+	// A request's own, shorter Timeout wins. Zero means 5s; negative
+	// means no limit.
+	StatementTimeout time.Duration
 	// Logger receives the master's logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -111,6 +116,9 @@ func Open(log *wal.Log, database *db.DB, cfg Config) (*Master, error) {
 	}
 	if cfg.MaxFeedBytes <= 0 {
 		cfg.MaxFeedBytes = 4 << 20
+	}
+	if cfg.StatementTimeout == 0 {
+		cfg.StatementTimeout = 5 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -182,6 +190,9 @@ func (m *Master) Err() error {
 
 // Execute queues req for the writer and waits for its answer.
 func (m *Master) Execute(ctx context.Context, req db.Request) Result {
+	if lim := m.cfg.StatementTimeout; lim > 0 && (req.Timeout <= 0 || req.Timeout > lim) {
+		req.Timeout = lim
+	}
 	p := &pending{req: req, ms: m.cfg.Now().UnixMilli(), seed: randomSeed(), resp: make(chan Result, 1)}
 	select {
 	case m.queue <- p:

@@ -30,6 +30,10 @@ type NodeConfig struct {
 	Data      string
 	MasterURL string // slaves
 	Logger    *slog.Logger
+	// WriteTimeout bounds one write statement on the master (0: 5s, <0: none).
+	WriteTimeout time.Duration
+	// QueryTimeout bounds one read (0: 5s, <0: none).
+	QueryTimeout time.Duration
 }
 
 // Node is a running master or slave: its files, its role and its server.
@@ -63,13 +67,15 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 		return nil, err
 	}
 	metrics := api.NewMetrics()
-	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger, Metrics: metrics}
+	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger, Metrics: metrics,
+		QueryTimeout: cfg.QueryTimeout}
 	if cfg.Role == "master" {
 		n.log, err = wal.Open(filepath.Join(cfg.Data, "log.db"), wal.Options{})
 		if err != nil {
 			return nil, err
 		}
-		n.master, err = master.Open(n.log, n.db, master.Config{Logger: logger, OnCommit: metrics.ObserveCommit})
+		n.master, err = master.Open(n.log, n.db, master.Config{Logger: logger, OnCommit: metrics.ObserveCommit,
+			StatementTimeout: cfg.WriteTimeout})
 		if err != nil {
 			return nil, err
 		}
@@ -185,6 +191,8 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	data := fs.String("data", filepath.Join("walship-data", "master"), "data directory (log.db and db.sqlite)")
 	advertise := fs.String("advertise", "", "URL other nodes and clients use for this node (default: from --addr)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	writeTimeout := fs.Duration("write-timeout", 5*time.Second, "stop a write statement that runs longer (the one writer serves every client); -1ns: no limit")
+	queryTimeout := fs.Duration("query-timeout", api.DefaultQueryTimeout, "stop a read that takes longer, its wait for a read connection included; -1ns: no limit")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -195,7 +203,8 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	n, err := StartNode(NodeConfig{Role: "master", ID: "master", Addr: *addr, Advertise: *advertise, Data: *data, Logger: logger})
+	n, err := StartNode(NodeConfig{Role: "master", ID: "master", Addr: *addr, Advertise: *advertise, Data: *data, Logger: logger,
+		WriteTimeout: *writeTimeout, QueryTimeout: *queryTimeout})
 	if err != nil {
 		return err
 	}
@@ -215,6 +224,7 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	data := fs.String("data", "", "data directory (default walship-data/slave-<id>)")
 	advertise := fs.String("advertise", "", "URL other nodes and clients use for this node (default: from --addr)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	queryTimeout := fs.Duration("query-timeout", api.DefaultQueryTimeout, "stop a read that takes longer, its wait for a read connection included; -1ns: no limit")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -241,7 +251,7 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	node, err := StartNode(NodeConfig{Role: "slave", ID: *id, Addr: *addr, Advertise: *advertise, Data: *data,
-		MasterURL: strings.TrimRight(*masterURL, "/"), Logger: logger})
+		MasterURL: strings.TrimRight(*masterURL, "/"), Logger: logger, QueryTimeout: *queryTimeout})
 	if err != nil {
 		return err
 	}
