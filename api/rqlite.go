@@ -356,16 +356,28 @@ func (s *Server) writeRqError(w http.ResponseWriter, r *http.Request, err error)
 	s.writeError(w, r, err)
 }
 
-func (s *Server) handleRqExecute(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+// rqRequest reads a /db/* request's flags and body (a GET has none); false
+// when it answered an error.
+func (s *Server) rqRequest(w http.ResponseWriter, r *http.Request) (*rqParams, []byte, bool) {
 	p, err := parseRqParams(r)
 	if err != nil {
 		s.writeRqError(w, r, err)
-		return
+		return nil, nil, false
 	}
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeRqError(w, r, err)
+	var body []byte
+	if r.Method != http.MethodGet {
+		if body, err = s.readBody(w, r); err != nil {
+			s.writeRqError(w, r, err)
+			return nil, nil, false
+		}
+	}
+	return p, body, true
+}
+
+func (s *Server) handleRqExecute(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	p, body, ok := s.rqRequest(w, r)
+	if !ok {
 		return
 	}
 	if p.queue {
@@ -412,17 +424,9 @@ func (s *Server) masterWrite(w http.ResponseWriter, r *http.Request, p *rqParams
 
 func (s *Server) handleRqQuery(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	p, err := parseRqParams(r)
-	if err != nil {
-		s.writeRqError(w, r, err)
+	p, body, ok := s.rqRequest(w, r)
+	if !ok {
 		return
-	}
-	var body []byte
-	if r.Method == http.MethodPost {
-		if body, err = s.readBody(w, r); err != nil {
-			s.writeRqError(w, r, err)
-			return
-		}
 	}
 	if s.Slave != nil && p.level != "none" && p.level != "auto" {
 		s.forwardRq(w, r, p, body, false)
@@ -482,14 +486,8 @@ func (s *Server) localQuery(w http.ResponseWriter, r *http.Request, p *rqParams,
 
 func (s *Server) handleRqRequest(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	p, err := parseRqParams(r)
-	if err != nil {
-		s.writeRqError(w, r, err)
-		return
-	}
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeRqError(w, r, err)
+	p, body, ok := s.rqRequest(w, r)
+	if !ok {
 		return
 	}
 	// /db/request always reads JSON.
