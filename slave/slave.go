@@ -39,7 +39,9 @@ type Config struct {
 	// Wait is how long one feed request may wait for new entries. Zero
 	// means 250ms (the master answers at least every heartbeat).
 	Wait time.Duration
-	// MaxEntries bounds the entries of one feed answer. Zero means 1000.
+	// MaxEntries bounds the entries of one feed answer (the master's byte
+	// bound, 4 MiB, applies too). Zero means 10000: a slave catching up
+	// applies that many in one SQLite transaction.
 	MaxEntries int
 	// ApplyWait bounds how long a forwarded write waits until the slave has
 	// applied it itself. Zero means 5s.
@@ -87,7 +89,7 @@ func Open(database *db.DB, cfg Config) (*Slave, error) {
 		cfg.Wait = 250 * time.Millisecond
 	}
 	if cfg.MaxEntries <= 0 {
-		cfg.MaxEntries = 1000
+		cfg.MaxEntries = 10000
 	}
 	if cfg.ApplyWait <= 0 {
 		cfg.ApplyWait = 5 * time.Second
