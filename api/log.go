@@ -51,7 +51,7 @@ func (s *Server) handleEntries(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 64<<10)
 	for _, e := range entries {
-		if err := client.WriteFrame(bw, e); err != nil {
+		if err := client.WriteEncodedFrame(bw, e); err != nil {
 			s.logger.Warn("feed write failed", "peer", req.SlaveID, "err", err)
 			return
 		}

@@ -360,10 +360,12 @@ type FeedRequest struct {
 	KnowsEpoch bool
 }
 
-// Feed returns the entries from req.From: at most req.Max and MaxFeedBytes,
-// but at least one when one exists. With none yet, it waits up to the
-// shorter of req.Wait and the heartbeat. It records the slave's progress.
-func (m *Master) Feed(ctx context.Context, req FeedRequest) ([]*wal.Entry, error) {
+// Feed returns the entries from req.From, encoded as the log holds them
+// (wal/format.go; checked, not decoded: the slave decodes them): at most
+// req.Max and MaxFeedBytes, but at least one when one exists. With none yet,
+// it waits up to the shorter of req.Wait and the heartbeat. It records the
+// slave's progress.
+func (m *Master) Feed(ctx context.Context, req FeedRequest) ([][]byte, error) {
 	if req.SlaveID != "" {
 		m.mu.Lock()
 		sp := m.slaves[req.SlaveID]
@@ -410,7 +412,7 @@ func (m *Master) Feed(ctx context.Context, req FeedRequest) ([]*wal.Entry, error
 	if max <= 0 || max > 10000 {
 		max = 10000
 	}
-	return m.log.Read(req.From, max, m.cfg.MaxFeedBytes)
+	return m.log.ReadEncoded(req.From, max, m.cfg.MaxFeedBytes)
 }
 
 // SlaveStatus is one slave's progress as the master last heard of it.

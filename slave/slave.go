@@ -5,8 +5,9 @@
 // # Goroutines
 //
 // A Slave owns one goroutine, the replicator (run), started by Open and
-// stopped by Close. It alone applies entries to the database. HTTP handlers
-// read the database and wait on the applied index.
+// stopped by Close. It alone applies entries to the database; while it
+// applies one feed answer, a fetcher goroutine it owns (follow) asks for the
+// next. HTTP handlers read the database and wait on the applied index.
 package slave
 
 import (
@@ -75,9 +76,12 @@ type Slave struct {
 	masterLast  uint64
 	heard       bool
 	caughtUp    time.Time // when the slave last had applied all the master had
-	lastEpoch   uint64    // epoch of the entry at the applied index
-	knowsEpoch  bool
-	applied     chan struct{} // closed and replaced at every apply
+	// appliedIndex and lastEpoch are the index and epoch of the last
+	// entry ApplyBatch applied, known once knowsEpoch.
+	appliedIndex uint64
+	lastEpoch    uint64
+	knowsEpoch   bool
+	applied      chan struct{} // closed and replaced at every apply
 }
 
 // Open starts replicating into database from cfg.MasterURL.
@@ -129,17 +133,13 @@ func (s *Slave) DB() *db.DB { return s.db }
 // MasterURL returns the master's URL.
 func (s *Slave) MasterURL() string { return s.cfg.MasterURL }
 
-// run is the replicator loop: long-poll, apply in order, back off with
-// jitter while the master is unreachable, stop applying on divergence.
+// run is the replicator loop: follow the feed, back off with jitter while
+// the master is unreachable, stop applying on divergence.
 func (s *Slave) run() {
 	backoff := 50 * time.Millisecond
 	lastLog := time.Time{}
 	for s.ctx.Err() == nil {
-		err := s.Step(s.ctx)
-		if err == nil {
-			backoff = 50 * time.Millisecond
-			continue
-		}
+		err := s.follow(s.ctx)
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -164,25 +164,101 @@ func (s *Slave) run() {
 	}
 }
 
+// follow applies the feed's answers in order until an error. While it
+// catches up, its fetcher goroutine, which it owns and stops, already asks
+// for the next answer, so that fetching and applying overlap; once an answer
+// reaches the end of the master's log, the fetcher waits until it is
+// applied, so that each long-poll reports the slave's progress exactly. It
+// returns the first error; answers fetched after it are dropped.
+func (s *Slave) follow(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	type answer struct {
+		res     *client.FeedResult
+		err     error
+		applied chan struct{} // closed once res is applied
+	}
+	answers := make(chan answer, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(answers)
+		from := s.db.AppliedIndex() + 1
+		for {
+			res, err := s.fetch(ctx, from)
+			a := answer{res, err, make(chan struct{})}
+			select {
+			case answers <- a:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+			if n := len(res.Entries); n > 0 {
+				from = res.Entries[n-1].Index + 1
+			}
+			if from > res.LastIndex {
+				select {
+				case <-a.applied:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	for a := range answers {
+		if a.err != nil {
+			return a.err
+		}
+		if err := s.handle(a.res); err != nil {
+			return err
+		}
+		close(a.applied)
+	}
+	return ctx.Err()
+}
+
 // Step makes one feed request and applies what it returns. It returns an
 // error wrapping ErrDiverged when the slave must stop applying.
 func (s *Slave) Step(ctx context.Context) error {
-	applied := s.db.AppliedIndex()
+	res, err := s.fetch(ctx, s.db.AppliedIndex()+1)
+	if err != nil {
+		return err
+	}
+	return s.handle(res)
+}
+
+// fetch asks the feed for the entries from index from.
+func (s *Slave) fetch(ctx context.Context, from uint64) (*client.FeedResult, error) {
+	// The applied index and its epoch, as ApplyBatch set them together.
 	s.mu.Lock()
-	lastEpoch, knows := s.lastEpoch, s.knowsEpoch
+	applied, lastEpoch, knows := s.appliedIndex, s.lastEpoch, s.knowsEpoch
 	s.mu.Unlock()
+	if !knows {
+		applied = s.db.AppliedIndex()
+	}
 	res, err := s.master.Entries(ctx, client.FeedRequest{
-		From: applied + 1, Max: s.cfg.MaxEntries, Wait: s.cfg.Wait,
+		From: from, Max: s.cfg.MaxEntries, Wait: s.cfg.Wait,
 		SlaveID: s.cfg.ID, SlaveURL: s.cfg.URL, LogID: s.db.LogID(), Applied: applied,
 		LastEpoch: lastEpoch, KnowsEpoch: knows,
 	})
 	if err != nil {
 		if errors.Is(err, client.ErrConflict) {
 			s.setState(client.StateDiverged, err)
-			return fmt.Errorf("%w: %w", ErrDiverged, err)
+			return nil, fmt.Errorf("%w: %w", ErrDiverged, err)
 		}
-		return err
+		return nil, err
 	}
+	return res, nil
+}
+
+// handle applies one feed answer and updates the replication state.
+func (s *Slave) handle(res *client.FeedResult) error {
 	if own := s.db.LogID(); own != "" && own != res.LogID {
 		err := fmt.Errorf("the master's log is %s, this slave follows %s", res.LogID, own)
 		s.setState(client.StateDiverged, err)
@@ -226,7 +302,7 @@ func (s *Slave) ApplyBatch(logID string, entries []*wal.Entry) error {
 	}
 	last := entries[len(entries)-1]
 	s.mu.Lock()
-	s.lastEpoch, s.knowsEpoch = last.Epoch, true
+	s.appliedIndex, s.lastEpoch, s.knowsEpoch = last.Index, last.Epoch, true
 	close(s.applied)
 	s.applied = make(chan struct{})
 	s.mu.Unlock()

@@ -194,27 +194,101 @@ func (e *Entry) encodedSize() int {
 // params decodes with nil slices.
 func (e *Entry) UnmarshalBinary(data []byte) error {
 	var d Entry
-	if err := decodeEntry(&d, data); err != nil {
+	if err := decodeEntry(&d, data, nil); err != nil {
 		return corruptf("decode entry: %v", err)
 	}
 	*e = d
 	return nil
 }
 
-// decodeEntry decodes data into e. Its errors carry the detail only; callers
-// wrap them in ErrCorrupt with their context.
-func decodeEntry(e *Entry, data []byte) error {
+// checkEncoded checks an entry's encoding without decoding its statements:
+// size, checksum and version. It returns the entry's index and epoch. An
+// entry that passes holds exactly the bytes MarshalBinary wrote.
+func checkEncoded(data []byte) (index, epoch uint64, err error) {
 	if len(data) < minEntrySize {
-		return fmt.Errorf("%d bytes, an entry takes at least %d", len(data), minEntrySize)
+		return 0, 0, fmt.Errorf("%d bytes, an entry takes at least %d", len(data), minEntrySize)
 	}
 	body := data[:len(data)-entryCRCSize]
 	stored := binary.BigEndian.Uint32(data[len(body):])
 	if sum := crc32.Checksum(body, castagnoli); sum != stored {
-		return fmt.Errorf("checksum mismatch: stored %08x, computed %08x", stored, sum)
+		return 0, 0, fmt.Errorf("checksum mismatch: stored %08x, computed %08x", stored, sum)
 	}
 	if v := body[0]; v != entryVersion {
-		return fmt.Errorf("unknown version %d", v)
+		return 0, 0, fmt.Errorf("unknown version %d", v)
 	}
+	return binary.BigEndian.Uint64(body[1:]), binary.BigEndian.Uint64(body[9:]), nil
+}
+
+// Decoder decodes many entries, as a slave reads a feed answer, with fewer
+// allocations than UnmarshalBinary: entries and single statements come from
+// slabs, and SQL text seen before is shared (a workload repeats its
+// statements). Its zero value is ready; it is not safe for concurrent use.
+type Decoder struct {
+	entries []Entry
+	stmts   []Statement
+	sql     map[string]string
+}
+
+// slabSize is how many entries (and single statements) one slab holds.
+const slabSize = 256
+
+// maxInterned bounds the distinct SQL texts a Decoder shares.
+const maxInterned = 1024
+
+// Decode decodes data, as UnmarshalBinary does, into a new entry. The
+// entry shares no memory with data.
+func (dec *Decoder) Decode(data []byte) (*Entry, error) {
+	if len(dec.entries) == 0 {
+		dec.entries = make([]Entry, slabSize)
+	}
+	e := &dec.entries[0]
+	if err := decodeEntry(e, data, dec); err != nil {
+		*e = Entry{}
+		return nil, corruptf("decode entry: %v", err)
+	}
+	dec.entries = dec.entries[1:]
+	return e, nil
+}
+
+// statements returns room for n statements.
+func (dec *Decoder) statements(n int) []Statement {
+	if dec == nil || n != 1 {
+		return make([]Statement, n)
+	}
+	if len(dec.stmts) == 0 {
+		dec.stmts = make([]Statement, slabSize)
+	}
+	s := dec.stmts[:1:1]
+	dec.stmts = dec.stmts[1:]
+	return s
+}
+
+// text returns b as a string, shared with an earlier equal one.
+func (dec *Decoder) text(b []byte) string {
+	if dec == nil {
+		return string(b)
+	}
+	if s, ok := dec.sql[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if dec.sql == nil {
+		dec.sql = make(map[string]string)
+	}
+	if len(dec.sql) < maxInterned {
+		dec.sql[s] = s
+	}
+	return s
+}
+
+// decodeEntry decodes data into e, with dec's slabs when dec is not nil.
+// Its errors carry the detail only; callers wrap them in ErrCorrupt with
+// their context.
+func decodeEntry(e *Entry, data []byte, dec *Decoder) error {
+	if _, _, err := checkEncoded(data); err != nil {
+		return err
+	}
+	body := data[:len(data)-entryCRCSize]
 	e.Index = binary.BigEndian.Uint64(body[1:])
 	e.Epoch = binary.BigEndian.Uint64(body[9:])
 	e.Time = int64(binary.BigEndian.Uint64(body[17:]))
@@ -231,7 +305,7 @@ func decodeEntry(e *Entry, data []byte) error {
 		return err
 	}
 	if n > 0 {
-		e.Statements = make([]Statement, n)
+		e.Statements = dec.statements(n)
 	}
 	for i := range e.Statements {
 		s := &e.Statements[i]
@@ -247,7 +321,7 @@ func decodeEntry(e *Entry, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("statement %d: %w", i, err)
 		}
-		s.SQL = string(sql)
+		s.SQL = dec.text(sql)
 		np, err := d.count("param count", minParamSize)
 		if err != nil {
 			return fmt.Errorf("statement %d: %w", i, err)

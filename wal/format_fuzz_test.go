@@ -3,6 +3,7 @@ package wal
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -46,9 +47,16 @@ func FuzzUnmarshalBinary(f *testing.F) {
 // re-encodes to the same bytes.
 func checkUnmarshal(t *testing.T, data []byte) {
 	var e Entry
-	if err := e.UnmarshalBinary(data); err != nil {
-		if !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("error %v does not wrap ErrCorrupt", err)
+	err := e.UnmarshalBinary(data)
+	// A Decoder decodes exactly as UnmarshalBinary does.
+	var dec Decoder
+	de, derr := dec.Decode(data)
+	if (err == nil) != (derr == nil) || (err == nil && !reflect.DeepEqual(*de, e)) {
+		t.Fatalf("Decoder: %+v, %v; UnmarshalBinary: %+v, %v", de, derr, e, err)
+	}
+	if err != nil {
+		if !errors.Is(err, ErrCorrupt) || !errors.Is(derr, ErrCorrupt) {
+			t.Fatalf("errors %v, %v do not wrap ErrCorrupt", err, derr)
 		}
 		return
 	}

@@ -7,12 +7,16 @@ import (
 	"flag"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 var update = flag.Bool("update", false, "rewrite the fixtures under testdata/")
@@ -377,4 +381,67 @@ func writeFixtures(t *testing.T, golden []byte) {
 		fuzz(strings.TrimSuffix(name, ".bin"), b)
 	}
 	t.Log("rewrote the fixtures under testdata/")
+}
+
+// TestDecoder decodes a run of entries with one Decoder: each is what
+// UnmarshalBinary gives, SQL text seen before is shared, and a corrupt
+// entry neither decodes nor disturbs the entries before or after it.
+func TestDecoder(t *testing.T) {
+	var dec Decoder
+	var got []*Entry
+	var cases []*Entry
+	for _, name := range slices.Sorted(maps.Keys(roundTripCases())) {
+		cases = append(cases, roundTripCases()[name])
+	}
+	for round := 0; round < 2*slabSize/len(cases)+2; round++ {
+		for _, want := range cases {
+			b, err := want.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var plain Entry
+			if err := plain.UnmarshalBinary(b); err != nil {
+				t.Fatal(err)
+			}
+			e, err := dec.Decode(b)
+			if err != nil {
+				t.Fatalf("Decode entry %d: %v", want.Index, err)
+			}
+			if !reflect.DeepEqual(*e, plain) {
+				t.Fatalf("Decode: %+v, UnmarshalBinary: %+v", *e, plain)
+			}
+			if round == 1 {
+				bad := bytes.Clone(b)
+				bad[len(bad)/2] ^= 1
+				if e, err := dec.Decode(bad); !errors.Is(err, ErrCorrupt) || e != nil {
+					t.Fatalf("Decode of a damaged entry: %v, %v, want ErrCorrupt", e, err)
+				}
+			}
+			got = append(got, e)
+		}
+	}
+	// Entries from the slabs stay as they were decoded.
+	for i, e := range got {
+		want := cases[i%len(cases)]
+		b, _ := e.MarshalBinary()
+		w, _ := want.MarshalBinary()
+		if !bytes.Equal(b, w) {
+			t.Fatalf("entry %d changed after later decodes", i)
+		}
+	}
+	// Equal SQL text is shared, not copied each time.
+	e1, _ := dec.Decode(mustMarshal(t, &Entry{Index: 1, Epoch: 1, Statements: []Statement{{SQL: "INSERT INTO t VALUES (1)"}}}))
+	e2, _ := dec.Decode(mustMarshal(t, &Entry{Index: 2, Epoch: 1, Statements: []Statement{{SQL: "INSERT INTO t VALUES (1)"}}}))
+	if unsafe.StringData(e1.Statements[0].SQL) != unsafe.StringData(e2.Statements[0].SQL) {
+		t.Fatal("equal SQL text was not shared")
+	}
+}
+
+func mustMarshal(t *testing.T, e *Entry) []byte {
+	t.Helper()
+	b, err := e.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -250,7 +250,7 @@ func (l *Log) loadMeta(tx *bolt.Tx) error {
 			return corruptf("%s: last key is %x, meta last_index is %d", l.path, k, last)
 		}
 		var e Entry
-		if err := decodeEntry(&e, v); err != nil {
+		if err := decodeEntry(&e, v, nil); err != nil {
 			return corruptf("%s: entry %d: %v", l.path, last, err)
 		}
 		if e.Index != last {
@@ -418,51 +418,124 @@ func (l *Log) append(entries []*Entry) (uint64, error) {
 // The entries are decoded in a short read transaction and share no memory
 // with the file.
 func (l *Log) Read(from uint64, maxEntries int, maxBytes int) ([]*Entry, error) {
+	var out []*Entry
+	err := l.scan(from, maxEntries, maxBytes, func(k, v []byte, want uint64) (uint64, error) {
+		e, err := l.decodeAt(k, v, want)
+		if err != nil {
+			return 0, err
+		}
+		if out == nil {
+			out = make([]*Entry, 0, 64)
+		}
+		out = append(out, e)
+		return e.Epoch, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []*Entry{}
+	}
+	return out, nil
+}
+
+// ReadEncoded is Read without decoding: it returns the entries' encodings
+// (format.go), as a feed sends them on. Each is checked as Read checks it
+// (checksum, version, index, epoch order) but not decoded; the encodings
+// share one buffer, none with the file.
+func (l *Log) ReadEncoded(from uint64, maxEntries int, maxBytes int) ([][]byte, error) {
+	var out [][]byte
+	var buf []byte
+	err := l.scan(from, maxEntries, maxBytes, func(k, v []byte, want uint64) (uint64, error) {
+		idx, err := decodeKey(k)
+		if err != nil {
+			return 0, corruptf("%s: entry %d: %v", l.path, want, err)
+		}
+		if idx != want {
+			return 0, corruptf("%s: entry %d missing (next key is %d)", l.path, want, idx)
+		}
+		index, epoch, err := checkEncoded(v)
+		if err != nil {
+			return 0, corruptf("%s: entry %d: %v", l.path, idx, err)
+		}
+		if index != idx {
+			return 0, corruptf("%s: entry %d: stored under key %d", l.path, index, idx)
+		}
+		if cap(buf)-len(buf) < len(v) {
+			// Room for the entries that remain if they are the size of
+			// this one, within the bounds: one allocation when entries
+			// are alike. The old buffer stays with the slices cut from it.
+			n := int(min(l.LastIndex()-want+1, 1<<20))
+			if maxEntries > 0 {
+				n = min(n, maxEntries-len(out))
+			}
+			size := n * len(v)
+			if maxBytes > 0 {
+				size = min(size, maxBytes)
+			}
+			buf = make([]byte, 0, max(size, len(v), 4096))
+		}
+		start := len(buf)
+		buf = append(buf, v...)
+		out = append(out, buf[start:len(buf):len(buf)])
+		return epoch, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = [][]byte{}
+	}
+	return out, nil
+}
+
+// scan calls fn with each stored entry from index from, within the bounds
+// Read documents, in one read transaction. fn checks the entry stored
+// under key k, which must be index want, and returns its epoch; v is valid
+// only during the call.
+func (l *Log) scan(from uint64, maxEntries int, maxBytes int, fn func(k, v []byte, want uint64) (uint64, error)) error {
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
 	first, last, closed := l.bounds()
 	if closed {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	if from == 0 || from < first || from > last+1 {
-		return nil, fmt.Errorf("%w: read from %d, log holds %d..%d", ErrOutOfRange, from, first, last)
+		return fmt.Errorf("%w: read from %d, log holds %d..%d", ErrOutOfRange, from, first, last)
 	}
 	if from == last+1 {
-		return []*Entry{}, nil
+		return nil
 	}
-	n := last - from + 1
-	if maxEntries > 0 && uint64(maxEntries) < n {
-		n = uint64(maxEntries)
-	}
-	out := make([]*Entry, 0, min(n, 1024))
-	err := l.view(func(tx *bolt.Tx) error {
+	return l.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEntries)
 		if b == nil {
 			return corruptf("%s: bucket %q missing", l.path, bucketEntries)
 		}
 		c := b.Cursor()
-		size := 0
+		size, n := 0, 0
+		var prevEpoch uint64
 		want := from
 		k, v := c.Seek(encodeKey(from))
 		// Stop at the last index read above: a commit that the snapshot
 		// holds but LastIndex() does not show yet stays invisible, so
 		// readers never see past LastIndex().
 		for ; k != nil && want <= last; k, v = c.Next() {
-			if maxEntries > 0 && len(out) >= maxEntries {
+			if maxEntries > 0 && n >= maxEntries {
 				return nil
 			}
-			if maxBytes > 0 && len(out) > 0 && size+len(v) > maxBytes {
+			if maxBytes > 0 && n > 0 && size+len(v) > maxBytes {
 				return nil
 			}
-			e, err := l.decodeAt(k, v, want)
+			epoch, err := fn(k, v, want)
 			if err != nil {
 				return err
 			}
-			if len(out) > 0 && e.Epoch < out[len(out)-1].Epoch {
+			if n > 0 && epoch < prevEpoch {
 				return corruptf("%s: entry %d: epoch %d is below the epoch %d before it",
-					l.path, e.Index, e.Epoch, out[len(out)-1].Epoch)
+					l.path, want, epoch, prevEpoch)
 			}
-			out = append(out, e)
+			prevEpoch = epoch
+			n++
 			size += len(v)
 			want++
 		}
@@ -473,10 +546,6 @@ func (l *Log) Read(from uint64, maxEntries int, maxBytes int) ([]*Entry, error) 
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // decodeAt decodes the value v stored under key k, which must be the key of
@@ -490,7 +559,7 @@ func (l *Log) decodeAt(k, v []byte, want uint64) (*Entry, error) {
 		return nil, corruptf("%s: entry %d missing (next key is %d)", l.path, want, idx)
 	}
 	e := new(Entry)
-	if err := decodeEntry(e, v); err != nil {
+	if err := decodeEntry(e, v, nil); err != nil {
 		return nil, corruptf("%s: entry %d: %v", l.path, idx, err)
 	}
 	if e.Index != idx {

@@ -4,6 +4,7 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -151,8 +152,9 @@ func (c *Client) Entries(ctx context.Context, req FeedRequest) (*FeedResult, err
 	if out.LogID == "" {
 		return nil, fmt.Errorf("feed answer without a log id: %w", ErrCorruptFeed)
 	}
+	fr := frameReader{r: bufio.NewReaderSize(resp.Body, 64<<10)}
 	for {
-		e, err := ReadFrame(resp.Body)
+		e, err := fr.next()
 		if errors.Is(err, io.EOF) {
 			return out, nil
 		}

@@ -122,19 +122,40 @@ func WriteFrame(w io.Writer, e *wal.Entry) error {
 	if err != nil {
 		return fmt.Errorf("encode entry %d: %w", e.Index, err)
 	}
+	return WriteEncodedFrame(w, b)
+}
+
+// WriteEncodedFrame writes one entry, already encoded, to a feed body.
+func WriteEncodedFrame(w io.Writer, encoded []byte) error {
 	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+	binary.BigEndian.PutUint32(n[:], uint32(len(encoded)))
 	if _, err := w.Write(n[:]); err != nil {
 		return err
 	}
-	_, err = w.Write(b)
+	_, err := w.Write(encoded)
 	return err
 }
 
 // ReadFrame reads one entry of a feed body; io.EOF at the clean end.
 func ReadFrame(r io.Reader) (*wal.Entry, error) {
+	return (&frameReader{r: r}).next()
+}
+
+// reuseFrame bounds the frames a frameReader reads into its reused buffer;
+// a larger frame gets a buffer that grows with the bytes that arrive.
+const reuseFrame = 1 << 20
+
+// frameReader reads the frames of one feed body.
+type frameReader struct {
+	r   io.Reader
+	buf []byte // reused for frames up to reuseFrame bytes
+	dec wal.Decoder
+}
+
+// next reads and decodes the next frame; io.EOF at the clean end.
+func (fr *frameReader) next() (*wal.Entry, error) {
 	var n [4]byte
-	if _, err := io.ReadFull(r, n[:]); err != nil {
+	if _, err := io.ReadFull(fr.r, n[:]); err != nil {
 		if err == io.EOF {
 			return nil, io.EOF // the clean end: no byte of a next frame
 		}
@@ -147,17 +168,29 @@ func ReadFrame(r io.Reader) (*wal.Entry, error) {
 	if size > MaxFrame {
 		return nil, fmt.Errorf("entry frame of %d bytes: %w", size, ErrCorruptFeed)
 	}
-	// Grow with the bytes that arrive, not with the length the frame
-	// claims.
-	var buf bytes.Buffer
-	if _, err := io.CopyN(&buf, r, int64(size)); err != nil {
+	var data []byte
+	var err error
+	if size <= reuseFrame {
+		if cap(fr.buf) < int(size) {
+			fr.buf = make([]byte, max(size, 4096))
+		}
+		data = fr.buf[:size]
+		_, err = io.ReadFull(fr.r, data)
+	} else {
+		// Grow with the bytes that arrive, not with the length the
+		// frame claims.
+		var buf bytes.Buffer
+		_, err = io.CopyN(&buf, fr.r, int64(size))
+		data = buf.Bytes()
+	}
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, fmt.Errorf("read entry frame of %d bytes: %w: %w", size, ErrCorruptFeed, err)
 	}
-	e := new(wal.Entry)
-	if err := e.UnmarshalBinary(buf.Bytes()); err != nil {
+	e, err := fr.dec.Decode(data)
+	if err != nil {
 		return nil, fmt.Errorf("decode entry: %w: %w", ErrCorruptFeed, err)
 	}
 	return e, nil
