@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -49,7 +50,12 @@ func (s *Server) handleEntries(w http.ResponseWriter, r *http.Request) {
 	h.Set(client.HeaderFirstIndex, strconv.FormatUint(lg.FirstIndex(), 10))
 	h.Set(client.HeaderLastIndex, strconv.FormatUint(lg.LastIndex(), 10))
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := feedWriters.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() {
+		bw.Reset(nil)
+		feedWriters.Put(bw)
+	}()
 	for _, e := range entries {
 		if err := client.WriteEncodedFrame(bw, e); err != nil {
 			s.logger.Warn("feed write failed", "peer", req.SlaveID, "err", err)
@@ -58,6 +64,10 @@ func (s *Server) handleEntries(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = bw.Flush()
 }
+
+// feedWriters holds the buffered writers of feed answers for reuse: the
+// master answers every slave once per group commit.
+var feedWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
 func parseFeed(r *http.Request) (master.FeedRequest, error) {
 	q := r.URL.Query()

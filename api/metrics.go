@@ -19,6 +19,7 @@ import (
 type Metrics struct {
 	reg       *prometheus.Registry
 	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
 	batch     prometheus.Histogram
 	appendDur prometheus.Histogram
 	applyDur  prometheus.Histogram
@@ -31,6 +32,10 @@ func NewMetrics() *Metrics {
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "walship_http_requests_total", Help: "HTTP requests by route and status code.",
 	}, []string{"route", "code"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "walship_http_request_seconds", Help: "Time from a request's headers read to its handler's return, by route (long-polls of the feed included).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	}, []string{"route"})
 	m.batch = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "walship_write_batch_requests", Help: "Requests carried by one group commit (one log fsync).",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
@@ -47,7 +52,7 @@ func NewMetrics() *Metrics {
 		Name: "walship_apply_batch_entries", Help: "Entries applied in one SQLite transaction.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 12),
 	})
-	m.reg.MustRegister(m.requests, m.batch, m.appendDur, m.applyDur, m.applied,
+	m.reg.MustRegister(m.requests, m.duration, m.batch, m.appendDur, m.applyDur, m.applied,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -104,8 +109,10 @@ func (s *Server) registerMetrics(r *mux.Router) {
 	r.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	r.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
 			rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 			next.ServeHTTP(rec, r)
+			took := time.Since(start)
 			route := r.URL.Path
 			if cur := mux.CurrentRoute(r); cur != nil {
 				if t, err := cur.GetPathTemplate(); err == nil {
@@ -113,6 +120,7 @@ func (s *Server) registerMetrics(r *mux.Router) {
 				}
 			}
 			m.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
+			m.duration.WithLabelValues(route).Observe(took.Seconds())
 		})
 	})
 }

@@ -23,3 +23,17 @@ func BenchmarkExecuteParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkExecute measures one caller's write latency in-process, fsync
+// on: compare with wal's BenchmarkAppend, the log append alone.
+func BenchmarkExecute(b *testing.B) {
+	n := mustOpen(b, b.TempDir(), wal.Options{})
+	n.mustExec(b, "CREATE TABLE k (id INTEGER PRIMARY KEY, v TEXT)")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := n.m.Execute(context.Background(), stmts("INSERT INTO k (v) VALUES ('hello')"))
+		if r.Err != nil || r.Outcome.Err != nil {
+			b.Fatal(r.Err, r.Outcome.Err)
+		}
+	}
+}

@@ -77,6 +77,11 @@ type Master struct {
 	slaves map[string]*slaveProgress
 	fatal  error
 	done   chan struct{} // closed when the writer stops
+	// published is closed, and replaced, once the writer has answered the
+	// requests of an append: feed long-polls wake then, not while the
+	// writer still commits SQLite and answers (on few cores the slaves'
+	// work would delay those answers).
+	published chan struct{}
 }
 
 type slaveProgress struct {
@@ -127,7 +132,7 @@ func Open(log *wal.Log, database *db.DB, cfg Config) (*Master, error) {
 		cfg.Now = time.Now
 	}
 	m := &Master{cfg: cfg, log: log, db: database, queue: make(chan *pending, 4*cfg.MaxBatch),
-		slaves: make(map[string]*slaveProgress), done: make(chan struct{})}
+		slaves: make(map[string]*slaveProgress), done: make(chan struct{}), published: make(chan struct{})}
 	if err := m.recover(); err != nil {
 		return nil, err
 	}
@@ -339,12 +344,44 @@ func (m *Master) commit(batch []*pending) error {
 		for i, p := range todo {
 			p.resp <- Result{Outcome: outs[i], Index: indexes[i]}
 		}
+		m.publish()
 		if cerr != nil {
 			return fmt.Errorf("commit SQLite after the log append of entries %d..%d: %w", entries[0].Index, index, cerr)
 		}
 		return nil
 	}
 	return nil
+}
+
+// publish wakes the feed long-polls waiting for entries.
+func (m *Master) publish() {
+	m.mu.Lock()
+	close(m.published)
+	m.published = make(chan struct{})
+	m.mu.Unlock()
+}
+
+// waitAppended waits until the log holds an entry after index after and
+// the writer published it, or the log was appended to and the writer
+// stopped, or ctx is done.
+func (m *Master) waitAppended(ctx context.Context, after uint64) error {
+	for {
+		// The channel first: an append published after this read of it
+		// closes it; one published before shows in LastIndex.
+		m.mu.Lock()
+		ch := m.published
+		m.mu.Unlock()
+		if m.log.LastIndex() > after {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-m.done:
+			return m.log.Wait(ctx, after)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // FeedRequest is one long-poll of a slave.
@@ -399,7 +436,7 @@ func (m *Master) Feed(ctx context.Context, req FeedRequest) ([][]byte, error) {
 			wait = m.cfg.Heartbeat
 		}
 		wctx, cancel := context.WithTimeout(ctx, wait)
-		err := m.log.Wait(wctx, last)
+		err := m.waitAppended(wctx, last)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {

@@ -6,8 +6,9 @@
 //
 // A Slave owns one goroutine, the replicator (run), started by Open and
 // stopped by Close. It alone applies entries to the database; while it
-// applies one feed answer, a fetcher goroutine it owns (follow) asks for the
-// next. HTTP handlers read the database and wait on the applied index.
+// catches up, it starts one goroutine per feed answer to fetch the next one
+// as it applies (follow), and waits for it. HTTP handlers read the database
+// and wait on the applied index.
 package slave
 
 import (
@@ -165,60 +166,52 @@ func (s *Slave) run() {
 }
 
 // follow applies the feed's answers in order until an error. While it
-// catches up, its fetcher goroutine, which it owns and stops, already asks
-// for the next answer, so that fetching and applying overlap; once an answer
-// reaches the end of the master's log, the fetcher waits until it is
-// applied, so that each long-poll reports the slave's progress exactly. It
-// returns the first error; answers fetched after it are dropped.
+// catches up (an answer ends before the master's log does), a goroutine it
+// owns already asks for the next answer, so that fetching and applying
+// overlap. Once caught up it asks after applying, like Step, so that each
+// long-poll reports the slave's progress exactly and no goroutine is woken
+// in between. It returns the first error.
 func (s *Slave) follow(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	type answer struct {
-		res     *client.FeedResult
-		err     error
-		applied chan struct{} // closed once res is applied
+		res *client.FeedResult
+		err error
 	}
-	answers := make(chan answer, 1)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(answers)
-		from := s.db.AppliedIndex() + 1
-		for {
-			res, err := s.fetch(ctx, from)
-			a := answer{res, err, make(chan struct{})}
-			select {
-			case answers <- a:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-			if n := len(res.Entries); n > 0 {
-				from = res.Entries[n-1].Index + 1
-			}
-			if from > res.LastIndex {
-				select {
-				case <-a.applied:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
+	var next chan answer // the answer being fetched ahead, if any
 	defer func() {
-		cancel()
-		wg.Wait()
-	}()
-	for a := range answers {
-		if a.err != nil {
-			return a.err
+		if next != nil {
+			cancel()
+			<-next
 		}
-		if err := s.handle(a.res); err != nil {
+	}()
+	from := s.db.AppliedIndex() + 1
+	for ctx.Err() == nil {
+		var res *client.FeedResult
+		var err error
+		if next != nil {
+			a := <-next
+			next, res, err = nil, a.res, a.err
+		} else {
+			res, err = s.fetch(ctx, from)
+		}
+		if err != nil {
 			return err
 		}
-		close(a.applied)
+		if n := len(res.Entries); n > 0 {
+			from = res.Entries[n-1].Index + 1
+		}
+		if from <= res.LastIndex {
+			ch := make(chan answer, 1)
+			go func(from uint64) {
+				res, err := s.fetch(ctx, from)
+				ch <- answer{res, err}
+			}(from)
+			next = ch
+		}
+		if err := s.handle(res); err != nil {
+			return err
+		}
 	}
 	return ctx.Err()
 }

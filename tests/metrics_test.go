@@ -58,6 +58,12 @@ func TestMetrics(t *testing.T) {
 	if v, _ := scrape(t, m, `walship_http_requests_total{code="200",route="/"}`); v < 6 {
 		t.Fatalf("POST / counted %v times, want at least 6", v)
 	}
+	if v, _ := scrape(t, m, `walship_http_request_seconds_count{route="/"}`); v < 6 {
+		t.Fatalf("POST / timed %v times, want at least 6", v)
+	}
+	if v, _ := scrape(t, m, `walship_http_request_seconds_sum{route="/"}`); v <= 0 || v > 60 {
+		t.Fatalf("POST / took %v s in all, want a plausible time", v)
+	}
 	if v, _ := scrape(t, m, "walship_process_rss_anon_bytes"); v < 1<<20 || v > 1<<30 {
 		t.Fatalf("walship_process_rss_anon_bytes = %v, want a plausible size", v)
 	}

@@ -226,11 +226,20 @@ func checkEncoded(data []byte) (index, epoch uint64, err error) {
 type Decoder struct {
 	entries []Entry
 	stmts   []Statement
+	slab    int // the size of the next slab
 	sql     map[string]string
 }
 
-// slabSize is how many entries (and single statements) one slab holds.
+// slabSize bounds how many entries (and single statements) one slab holds;
+// slabs start at one and double, so that decoding few entries allocates
+// little.
 const slabSize = 256
+
+// nextSlab returns the size of the next slab.
+func (dec *Decoder) nextSlab() int {
+	dec.slab = min(max(2*dec.slab, 1), slabSize)
+	return dec.slab
+}
 
 // maxInterned bounds the distinct SQL texts a Decoder shares.
 const maxInterned = 1024
@@ -239,7 +248,7 @@ const maxInterned = 1024
 // entry shares no memory with data.
 func (dec *Decoder) Decode(data []byte) (*Entry, error) {
 	if len(dec.entries) == 0 {
-		dec.entries = make([]Entry, slabSize)
+		dec.entries = make([]Entry, dec.nextSlab())
 	}
 	e := &dec.entries[0]
 	if err := decodeEntry(e, data, dec); err != nil {
@@ -256,7 +265,7 @@ func (dec *Decoder) statements(n int) []Statement {
 		return make([]Statement, n)
 	}
 	if len(dec.stmts) == 0 {
-		dec.stmts = make([]Statement, slabSize)
+		dec.stmts = make([]Statement, max(dec.slab, 1))
 	}
 	s := dec.stmts[:1:1]
 	dec.stmts = dec.stmts[1:]

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/walship/walship/wal"
@@ -152,7 +153,13 @@ func (c *Client) Entries(ctx context.Context, req FeedRequest) (*FeedResult, err
 	if out.LogID == "" {
 		return nil, fmt.Errorf("feed answer without a log id: %w", ErrCorruptFeed)
 	}
-	fr := frameReader{r: bufio.NewReaderSize(resp.Body, 64<<10)}
+	br := feedReaders.Get().(*bufio.Reader)
+	br.Reset(resp.Body)
+	defer func() {
+		br.Reset(nil)
+		feedReaders.Put(br)
+	}()
+	fr := frameReader{r: br}
 	for {
 		e, err := fr.next()
 		if errors.Is(err, io.EOF) {
@@ -164,6 +171,10 @@ func (c *Client) Entries(ctx context.Context, req FeedRequest) (*FeedResult, err
 		out.Entries = append(out.Entries, e)
 	}
 }
+
+// feedReaders holds the buffered readers of feed answers for reuse: a
+// streaming slave reads one small answer per write at the master.
+var feedReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
 
 // wireParams sends a []byte parameter as an array of byte values, which the
 // server binds as a BLOB (encoding/json would send base64 text).

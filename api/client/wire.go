@@ -172,7 +172,7 @@ func (fr *frameReader) next() (*wal.Entry, error) {
 	var err error
 	if size <= reuseFrame {
 		if cap(fr.buf) < int(size) {
-			fr.buf = make([]byte, max(size, 4096))
+			fr.buf = make([]byte, max(size, 2*uint32(cap(fr.buf))))
 		}
 		data = fr.buf[:size]
 		_, err = io.ReadFull(fr.r, data)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,6 +36,9 @@ type NodeConfig struct {
 	WriteTimeout time.Duration
 	// QueryTimeout bounds one read (0: 5s, <0: none).
 	QueryTimeout time.Duration
+	// PprofAddr, if set, serves Go's profiles (/debug/pprof/) there, apart
+	// from the API.
+	PprofAddr string
 }
 
 // Node is a running master or slave: its files, its role and its server.
@@ -45,6 +50,7 @@ type Node struct {
 	master *master.Master
 	slave  *slave.Slave
 	server *api.Server
+	pprof  *http.Server
 }
 
 // StartNode opens a node's data directory and starts serving.
@@ -103,8 +109,21 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	if err := n.server.Open(); err != nil {
 		return nil, err
 	}
+	if cfg.PprofAddr != "" {
+		if n.pprof, err = servePprof(cfg.PprofAddr, logger); err != nil {
+			return nil, err
+		}
+	}
 	logger.Info("serving", "url", n.server.URL(), "data", cfg.Data, "log_id", n.db.LogID(), "applied_index", n.db.AppliedIndex())
 	return n, nil
+}
+
+// PprofURL returns the base URL of the node's profiles, "" without them.
+func (n *Node) PprofURL() string {
+	if n.pprof == nil {
+		return ""
+	}
+	return "http://" + n.pprof.Addr + "/debug/pprof/"
 }
 
 // URL returns the node's advertised URL.
@@ -129,6 +148,9 @@ func (n *Node) Err() error {
 // Close stops serving, then the role, then closes the files.
 func (n *Node) Close() error {
 	var errs []error
+	if n.pprof != nil {
+		errs = append(errs, n.pprof.Close())
+	}
 	if n.server != nil {
 		errs = append(errs, n.server.Close())
 	}
@@ -148,6 +170,25 @@ func (n *Node) Close() error {
 		errs = append(errs, n.lock.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// servePprof serves Go's profiling endpoints on their own listener, so that
+// they are never exposed on the API's address by accident.
+func servePprof(addr string, logger *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }() // stopped by Node.Close
+	logger.Info("serving profiles", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return srv, nil
 }
 
 // lockDir takes an exclusive lock on dir, so that two processes never run
@@ -193,6 +234,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	writeTimeout := fs.Duration("write-timeout", 5*time.Second, "stop a write statement that runs longer (the one writer serves every client); -1ns: no limit")
 	queryTimeout := fs.Duration("query-timeout", api.DefaultQueryTimeout, "stop a read that takes longer, its wait for a read connection included; -1ns: no limit")
+	pprofAddr := fs.String("pprof", "", "address to serve Go's profiles on (/debug/pprof/), apart from the API; off by default")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -204,7 +246,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	n, err := StartNode(NodeConfig{Role: "master", ID: "master", Addr: *addr, Advertise: *advertise, Data: *data, Logger: logger,
-		WriteTimeout: *writeTimeout, QueryTimeout: *queryTimeout})
+		WriteTimeout: *writeTimeout, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr})
 	if err != nil {
 		return err
 	}
@@ -225,6 +267,7 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	advertise := fs.String("advertise", "", "URL other nodes and clients use for this node (default: from --addr)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	queryTimeout := fs.Duration("query-timeout", api.DefaultQueryTimeout, "stop a read that takes longer, its wait for a read connection included; -1ns: no limit")
+	pprofAddr := fs.String("pprof", "", "address to serve Go's profiles on (/debug/pprof/), apart from the API; off by default")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -251,7 +294,7 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	node, err := StartNode(NodeConfig{Role: "slave", ID: *id, Addr: *addr, Advertise: *advertise, Data: *data,
-		MasterURL: strings.TrimRight(*masterURL, "/"), Logger: logger, QueryTimeout: *queryTimeout})
+		MasterURL: strings.TrimRight(*masterURL, "/"), Logger: logger, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr})
 	if err != nil {
 		return err
 	}
