@@ -34,8 +34,9 @@ Modes:
   lag       writes at the master while watching every slave: replication
             lag (commit at the master to applied on the slave) in time and
             entries
-  catchup   writes N entries, then starts a new slave in this process and
-            times how fast it catches up: entries/s
+  catchup   starts a slave in this process and lets it catch up, stops it,
+            writes N entries (the write mode's INSERT), restarts it and
+            times how fast it applies them: entries/s
   ceiling   the same load against a no-op server started in this process
             (walship's HTTP stack, JSON decoded and encoded, no database)
   raw       this machine's limits without walship around them: log append
@@ -461,8 +462,10 @@ func benchLag(ctx context.Context, cfg benchConfig, slaveList string, rate int, 
 	return nil
 }
 
-// benchCatchup writes --count entries (default 100,000) at the master, then
-// starts a new slave in this process and times its catch-up.
+// benchCatchup times a slave that is --count entries (default 100,000)
+// behind: it starts a slave in this process, lets it catch up, stops it,
+// writes the entries at the master, restarts the slave and times how fast it
+// applies them.
 func benchCatchup(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error {
 	n := cfg.count
 	if n == 0 {
@@ -472,11 +475,52 @@ func benchCatchup(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer
 	if err := prepareTable(ctx, mc, cfg); err != nil {
 		return err
 	}
+	dir, err := os.MkdirTemp("", "walship-catchup-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	logger, _ := newLogger(io.Discard, "error")
+	startSlave := func() (*Node, error) {
+		return StartNode(NodeConfig{Role: "slave", ID: "bench-catchup", Addr: "127.0.0.1:0", Data: filepath.Join(dir, "slave"),
+			MasterURL: strings.TrimRight(cfg.url, "/"), Logger: logger})
+	}
+	// waitApplied waits until node applied target, showing progress.
+	waitApplied := func(node *Node, what string, target uint64) error {
+		var applied atomic.Uint64
+		stop := progress(stderr, func() string { return fmt.Sprintf("%s: %d of %d entries", what, applied.Load(), target) })
+		defer stop()
+		for {
+			applied.Store(node.db.AppliedIndex())
+			if applied.Load() >= target {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+
+	// A slave that has everything the master has, then stops.
 	st, err := mc.LogStatus(ctx)
 	if err != nil {
 		return err
 	}
-	start := st.LastIndex
+	node, err := startSlave()
+	if err != nil {
+		return err
+	}
+	err = waitApplied(node, "syncing a slave", st.LastIndex)
+	from := node.db.AppliedIndex()
+	if cerr := node.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+
 	// Write the entries with many clients so that this part is quick.
 	var written atomic.Int64
 	var wg sync.WaitGroup
@@ -487,7 +531,7 @@ func benchCatchup(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer
 			defer wg.Done()
 			c := client.New(cfg.url)
 			for written.Add(1) <= int64(n) {
-				resp, err := c.DBExecute(ctx, client.DBOptions{}, client.Statement{SQL: "INSERT INTO " + cfg.table + " (v) VALUES ('catch up')"})
+				resp, err := c.DBExecute(ctx, client.DBOptions{}, client.Statement{SQL: "INSERT INTO " + cfg.table + " (v) VALUES (?)", Params: []any{"bench"}})
 				if err == nil {
 					err = resp.Err()
 				}
@@ -514,38 +558,19 @@ func benchCatchup(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer
 		return err
 	}
 	target := st.LastIndex
-	dir, err := os.MkdirTemp("", "walship-catchup-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	logger, _ := newLogger(io.Discard, "error")
+
+	// The stopped slave comes back behind by the entries written.
 	t0 := time.Now()
-	node, err := StartNode(NodeConfig{Role: "slave", ID: "bench-catchup", Addr: "127.0.0.1:0", Data: filepath.Join(dir, "slave"),
-		MasterURL: strings.TrimRight(cfg.url, "/"), Logger: logger})
+	node, err = startSlave()
 	if err != nil {
 		return err
 	}
 	defer node.Close()
-	var applied atomic.Uint64
-	stopProgress = progress(stderr, func() string {
-		return fmt.Sprintf("catching up: %d of %d entries", applied.Load(), target)
-	})
-	for {
-		applied.Store(node.db.AppliedIndex())
-		if applied.Load() >= target {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			stopProgress()
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
+	if err := waitApplied(node, "catching up", target); err != nil {
+		return err
 	}
 	el := time.Since(t0)
-	stopProgress()
-	fmt.Fprintf(stdout, "catchup: a new slave applied %d entries (%d written now, from index %d) in %s: %.0f entries/s\n",
-		target, n, start, el.Round(time.Millisecond), float64(target)/el.Seconds())
+	fmt.Fprintf(stdout, "catchup: a slave %d entries behind (%d..%d) caught up in %s: %.0f entries/s\n",
+		target-from, from+1, target, el.Round(time.Millisecond), float64(target-from)/el.Seconds())
 	return nil
 }

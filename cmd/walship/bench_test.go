@@ -73,7 +73,7 @@ func TestBenchModes(t *testing.T) {
 	if got := run("lag", "--url", m.URL(), "-c", "2", "--duration", "300ms"); !regexp.MustCompile(`lag p50 \S+ p99 \S+ max \S+; in entries p50 ` + num).MatchString(got) {
 		t.Fatalf("lag report:\n%s", got)
 	}
-	if got := run("catchup", "--url", m.URL(), "-c", "4", "--count", "200"); !regexp.MustCompile(`catchup: a new slave applied ` + num + ` entries .* entries/s`).MatchString(got) {
+	if got := run("catchup", "--url", m.URL(), "-c", "4", "--count", "200"); !regexp.MustCompile(`catchup: a slave 200 entries behind \(` + num + `\.\.` + num + `\) caught up in .*: ` + num + ` entries/s`).MatchString(got) {
 		t.Fatalf("catchup report:\n%s", got)
 	}
 	if got := run("ceiling", "-c", "2", "--count", "20"); !strings.Contains(got, "errors 0") {
