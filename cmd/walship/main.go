@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -30,7 +31,30 @@ Run 'walship COMMAND --help' for a command's flags. Every flag can also be
 set by an environment variable WALSHIP_<FLAG> (e.g. WALSHIP_ADDR=:9090).
 `
 
+// gcPercent and memoryLimit are the Go collector's settings unless GOGC
+// and GOMEMLIMIT say otherwise. A node's live heap is a few MB (requests,
+// one feed answer; bbolt and SQLite keep their pages outside it), so the
+// default GOGC=100 collects far more often than memory needs: at 400 a
+// slave serves about a sixth more point reads (BENCHMARKS.md). The soft limit
+// makes the collector work harder before the heap could approach it.
+const (
+	gcPercent   = 400
+	memoryLimit = 64 << 20
+)
+
+// tuneGC applies gcPercent and memoryLimit where the environment does not
+// set them.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
+}
+
 func main() {
+	tuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
