@@ -142,28 +142,44 @@ func parseRqBody(r *http.Request, body []byte) ([]rqElement, error) {
 	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(strings.ToLower(ct), "text/plain") {
 		return []rqElement{{sql: string(body)}}, nil
 	}
-	var raw []json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
-		var top any
-		if json.Unmarshal(body, &top) == nil {
-			return nil, badRequest("invalid request")
-		}
+	// One pass over the body: a JSON array whose elements are strings
+	// (or null, an empty statement) or arrays of a string and parameters.
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var top any
+	if err := dec.Decode(&top); err != nil || len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) != 0 {
 		return nil, badRequest("invalid JSON body")
+	}
+	if top == nil {
+		return nil, badRequest("no statements")
+	}
+	raw, ok := top.([]any)
+	if !ok {
+		// As rqlite: a value that encoding/json cannot hold in an any
+		// (a number beyond float64) is invalid JSON.
+		var v any
+		if json.Unmarshal(body, &v) != nil {
+			return nil, badRequest("invalid JSON body")
+		}
+		return nil, badRequest("invalid request")
 	}
 	if len(raw) == 0 {
 		return nil, badRequest("no statements")
 	}
 	out := make([]rqElement, 0, len(raw))
 	for _, m := range raw {
-		var s string
-		if json.Unmarshal(m, &s) == nil {
-			out = append(out, rqElement{sql: s})
-			continue
-		}
-		dec := json.NewDecoder(bytes.NewReader(m))
-		dec.UseNumber()
 		var arr []any
-		if err := dec.Decode(&arr); err != nil || len(arr) == 0 {
+		switch v := m.(type) {
+		case string:
+			out = append(out, rqElement{sql: v})
+			continue
+		case nil:
+			out = append(out, rqElement{})
+			continue
+		case []any:
+			arr = v
+		}
+		if len(arr) == 0 {
 			return nil, badRequest("invalid request")
 		}
 		sql, ok := arr[0].(string)
