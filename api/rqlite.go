@@ -245,15 +245,21 @@ type rqPlan struct {
 }
 
 func planRq(elems []rqElement) *rqPlan {
-	p := &rqPlan{elems: elems, splitErr: map[int]error{}}
+	p := &rqPlan{elems: elems}
+	fail := func(i int, err error) {
+		if p.splitErr == nil {
+			p.splitErr = map[int]error{}
+		}
+		p.splitErr[i] = err
+	}
 	for i, el := range elems {
 		texts, err := db.Split(el.sql)
 		if err != nil {
-			p.splitErr[i] = err
+			fail(i, err)
 			continue
 		}
 		if len(texts) > 1 && len(el.params) > 0 {
-			p.splitErr[i] = errors.New("parameters are accepted only with a single statement")
+			fail(i, errors.New("parameters are accepted only with a single statement"))
 			continue
 		}
 		for _, t := range texts {
