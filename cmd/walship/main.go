@@ -25,7 +25,7 @@ Usage:
   walship shell [flags] [URL]     an interactive SQL shell on a node
   walship status [flags] [URL]    the cluster at a glance: nodes, roles, applied index, lag
   walship show [flags] [TABLE…]   every node's tables side by side, differences marked
-  walship bench MODE [flags]      load a cluster: write, read, lag, catchup, ceiling
+  walship bench MODE [flags]      load a cluster: write, read, lag, catchup, ceiling, raw
 
 Run 'walship COMMAND --help' for a command's flags. Every flag can also be
 set by an environment variable WALSHIP_<FLAG> (e.g. WALSHIP_ADDR=:9090).
