@@ -447,12 +447,9 @@ func (l *Log) ReadEncoded(from uint64, maxEntries int, maxBytes int) ([][]byte, 
 	var out [][]byte
 	var buf []byte
 	err := l.scan(from, maxEntries, maxBytes, func(k, v []byte, want uint64) (uint64, error) {
-		idx, err := decodeKey(k)
+		idx, err := l.checkKey(k, want)
 		if err != nil {
-			return 0, corruptf("%s: entry %d: %v", l.path, want, err)
-		}
-		if idx != want {
-			return 0, corruptf("%s: entry %d missing (next key is %d)", l.path, want, idx)
+			return 0, err
 		}
 		index, epoch, err := checkEncoded(v)
 		if err != nil {
@@ -548,15 +545,24 @@ func (l *Log) scan(from uint64, maxEntries int, maxBytes int, fn func(k, v []byt
 	})
 }
 
+// checkKey checks that k is the key of index want.
+func (l *Log) checkKey(k []byte, want uint64) (uint64, error) {
+	idx, err := decodeKey(k)
+	if err != nil {
+		return 0, corruptf("%s: entry %d: %v", l.path, want, err)
+	}
+	if idx != want {
+		return 0, corruptf("%s: entry %d missing (next key is %d)", l.path, want, idx)
+	}
+	return idx, nil
+}
+
 // decodeAt decodes the value v stored under key k, which must be the key of
 // index want.
 func (l *Log) decodeAt(k, v []byte, want uint64) (*Entry, error) {
-	idx, err := decodeKey(k)
+	idx, err := l.checkKey(k, want)
 	if err != nil {
-		return nil, corruptf("%s: entry %d: %v", l.path, want, err)
-	}
-	if idx != want {
-		return nil, corruptf("%s: entry %d missing (next key is %d)", l.path, want, idx)
+		return nil, err
 	}
 	e := new(Entry)
 	if err := decodeEntry(e, v, nil); err != nil {
