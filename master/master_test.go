@@ -390,3 +390,48 @@ func TestFeed(t *testing.T) {
 		}
 	}
 }
+
+// TestFeedWakesOnWrite: a long-poll that waits for new entries returns a
+// write's entry once the writer answered it, not at the heartbeat (an hour
+// here).
+func TestFeedWakesOnWrite(t *testing.T) {
+	dir := t.TempDir()
+	lg, err := wal.Open(filepath.Join(dir, "log.db"), wal.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	d, err := db.Open(filepath.Join(dir, "db.sqlite"), db.Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	m, err := Open(lg, d, Config{Logger: quietLogger(), Heartbeat: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if r := m.Execute(ctx, stmts("CREATE TABLE t (v)")); r.Err != nil || r.Outcome.Err != nil {
+		t.Fatal(r.Err, r.Outcome.Err)
+	}
+	for i := uint64(2); i <= 21; i++ {
+		got := make(chan [][]byte, 1)
+		go func() {
+			es, _ := m.Feed(ctx, FeedRequest{From: i, Wait: time.Hour, LogID: lg.ID()})
+			got <- es
+		}()
+		if r := m.Execute(ctx, stmts("INSERT INTO t VALUES (1)")); r.Err != nil || r.Outcome.Err != nil || r.Index != i {
+			t.Fatalf("write %d: index %d, %v %v", i, r.Index, r.Err, r.Outcome.Err)
+		}
+		select {
+		case es := <-got:
+			if len(es) != 1 || decodeIndex(t, es[0]) != i {
+				t.Fatalf("long-poll from %d got %d entries", i, len(es))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the long-poll from %d was not woken by the write", i)
+		}
+	}
+}
