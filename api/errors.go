@@ -25,6 +25,9 @@ var (
 	// ErrQueryTimeout is returned when a read ran longer than the node's
 	// QueryTimeout.
 	ErrQueryTimeout = errors.New("query timeout")
+	// ErrBodyTimeout is returned when a request's body did not arrive
+	// within the server's ReadTimeout.
+	ErrBodyTimeout = errors.New("request body not received in time")
 	// ErrMasterUnreachable is returned when a slave cannot forward a write.
 	ErrMasterUnreachable = errors.New("the master cannot be reached")
 )
@@ -42,7 +45,7 @@ func statusOf(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, ErrNotMaster):
 		return http.StatusNotFound
-	case errors.Is(err, ErrQueryTimeout), errors.Is(err, db.ErrTimeout):
+	case errors.Is(err, ErrQueryTimeout), errors.Is(err, db.ErrTimeout), errors.Is(err, ErrBodyTimeout):
 		return http.StatusRequestTimeout
 	case errors.Is(err, ErrBadRequest), errors.Is(err, db.ErrParams), errors.Is(err, db.ErrIncomplete),
 		errors.Is(err, db.ErrRefused), errors.Is(err, db.ErrWriteInQuery), errors.Is(err, db.ErrMultiple):

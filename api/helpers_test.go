@@ -37,8 +37,8 @@ func mustRunMaster(tb testing.TB) (*api.Server, *client.Client) {
 }
 
 // mustRunMasterConfig is mustRunMaster with a master configuration (a
-// pinned clock, a heartbeat).
-func mustRunMasterConfig(tb testing.TB, cfg master.Config) (*api.Server, *client.Client) {
+// pinned clock, a heartbeat) and changes to the server before it opens.
+func mustRunMasterConfig(tb testing.TB, cfg master.Config, opts ...func(*api.Server)) (*api.Server, *client.Client) {
 	tb.Helper()
 	dir := tb.TempDir()
 	lg, err := wal.Open(filepath.Join(dir, "log.db"), wal.Options{NoSync: true})
@@ -60,6 +60,9 @@ func mustRunMasterConfig(tb testing.TB, cfg master.Config) (*api.Server, *client
 		tb.Fatal(err)
 	}
 	srv := &api.Server{Addr: "127.0.0.1:0", ID: "master", Master: m, Logger: quietLogger()}
+	for _, o := range opts {
+		o(srv)
+	}
 	if err := srv.Open(); err != nil {
 		m.Close()
 		d.Close()

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -344,6 +345,9 @@ func readBodyLimit(w http.ResponseWriter, r *http.Request, limit int64) ([]byte,
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, &errText{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: the limit is %d bytes", mbe.Limit)}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, &errText{statusOf(ErrBodyTimeout), ErrBodyTimeout.Error() + ": " + err.Error()}
 		}
 		return nil, badRequest("reading the body: " + err.Error())
 	}

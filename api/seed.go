@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -57,6 +58,9 @@ func (s *Server) parseSeed(w http.ResponseWriter, r *http.Request) (*client.Seed
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, nil, fmt.Errorf("%w: the limit is %d bytes", ErrTooLarge, mbe.Limit)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, nil, fmt.Errorf("%w: %v", ErrBodyTimeout, err)
 		}
 		return nil, nil, fmt.Errorf("%w: reading the body: %v", ErrBadRequest, err)
 	}

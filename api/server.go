@@ -23,6 +23,9 @@ import (
 // DefaultMaxBody is the default limit of a request body.
 const DefaultMaxBody = 16 << 20
 
+// DefaultReadTimeout is the default time limit of reading a request.
+const DefaultReadTimeout = 60 * time.Second
+
 // DefaultQueryTimeout is the default time limit of a read.
 const DefaultQueryTimeout = 5 * time.Second
 
@@ -48,6 +51,10 @@ type Server struct {
 	// every other read. A request's db_timeout, if shorter, wins. Zero
 	// means DefaultQueryTimeout; negative means no limit.
 	QueryTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, its body included; a
+	// body that has not arrived by then is answered 408. Zero means
+	// DefaultReadTimeout.
+	ReadTimeout time.Duration
 	// Logger receives the server's logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics are served at /metrics. Nil means new ones, without the
@@ -80,6 +87,9 @@ func (s *Server) Open() error {
 	}
 	if s.QueryTimeout == 0 {
 		s.QueryTimeout = DefaultQueryTimeout
+	}
+	if s.ReadTimeout <= 0 {
+		s.ReadTimeout = DefaultReadTimeout
 	}
 	ln := s.Listener
 	if ln == nil {
@@ -117,7 +127,7 @@ func (s *Server) Open() error {
 	s.srv = &http.Server{
 		Handler:           rqliteHeaders(r),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
+		ReadTimeout:       s.ReadTimeout,
 		WriteTimeout:      120 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),

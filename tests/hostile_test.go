@@ -490,10 +490,10 @@ func TestSlowClients(t *testing.T) {
 	for i, sc := range bodies {
 		select {
 		case err := <-sc.cut:
-			// Cut, or answered 400 when the handler's read of the body
+			// Cut, or answered 408 when the handler's read of the body
 			// times out.
 			d := time.Since(start)
-			if d < 55*time.Second || (strings.HasPrefix(err.Error(), "answered") && !strings.Contains(err.Error(), " 400 ")) {
+			if d < 55*time.Second || (strings.HasPrefix(err.Error(), "answered") && !strings.Contains(err.Error(), " 408 ")) {
 				t.Errorf("slow body %d ended after %v: %v", i, d, err)
 			}
 			if i == 0 {
