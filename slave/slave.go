@@ -140,9 +140,13 @@ func (s *Slave) run() {
 	backoff := 50 * time.Millisecond
 	lastLog := time.Time{}
 	for s.ctx.Err() == nil {
-		err := s.follow(s.ctx)
+		handled, err := s.follow(s.ctx)
 		if s.ctx.Err() != nil {
 			return
+		}
+		if handled > 0 {
+			// It worked until now: retry soon, as after a first failure.
+			backoff = 50 * time.Millisecond
 		}
 		if errors.Is(err, ErrDiverged) {
 			s.cfg.Logger.Error("diverged: this slave's history differs from the master's; it stops applying and keeps serving reads of what it has", "err", err, "applied_index", s.db.AppliedIndex())
@@ -170,8 +174,8 @@ func (s *Slave) run() {
 // owns already asks for the next answer, so that fetching and applying
 // overlap. Once caught up it asks after applying, like Step, so that each
 // long-poll reports the slave's progress exactly and no goroutine is woken
-// in between. It returns the first error.
-func (s *Slave) follow(ctx context.Context) error {
+// in between. It returns how many answers it applied and the first error.
+func (s *Slave) follow(ctx context.Context) (handled int, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type answer struct {
@@ -188,7 +192,6 @@ func (s *Slave) follow(ctx context.Context) error {
 	from := s.db.AppliedIndex() + 1
 	for ctx.Err() == nil {
 		var res *client.FeedResult
-		var err error
 		if next != nil {
 			a := <-next
 			next, res, err = nil, a.res, a.err
@@ -196,7 +199,7 @@ func (s *Slave) follow(ctx context.Context) error {
 			res, err = s.fetch(ctx, from)
 		}
 		if err != nil {
-			return err
+			return handled, err
 		}
 		if n := len(res.Entries); n > 0 {
 			from = res.Entries[n-1].Index + 1
@@ -210,10 +213,11 @@ func (s *Slave) follow(ctx context.Context) error {
 			next = ch
 		}
 		if err := s.handle(res); err != nil {
-			return err
+			return handled, err
 		}
+		handled++
 	}
-	return ctx.Err()
+	return handled, ctx.Err()
 }
 
 // Step makes one feed request and applies what it returns. It returns an
