@@ -11,9 +11,10 @@ import (
 )
 
 // maxFuzzClaim bounds the frame length the fuzzer may claim beyond the
-// bytes it gives: ReadFrame allocates the claimed length before reading (see
-// TestReadFrameLargeClaimAllocates), and a fuzzer that allocates 1 GiB per
-// input finds nothing else.
+// bytes it gives: ReadFrame allocates a claimed length of up to 1 MiB
+// before reading (a larger claim grows with the bytes that arrive, see
+// TestReadFrameLargeClaimAllocates), and a fuzzer that allocates that much
+// per input finds little else.
 const maxFuzzClaim = 1 << 20
 
 // FuzzReadFrame reads a feed body of arbitrary bytes: it never panics, every
