@@ -52,7 +52,8 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, master.ErrLogConflict), errors.Is(err, wal.ErrOutOfRange):
 		return http.StatusConflict
-	case errors.Is(err, master.ErrStopped), errors.Is(err, master.ErrAppend), errors.Is(err, ErrMasterUnreachable),
+	case errors.Is(err, master.ErrStopped), errors.Is(err, master.ErrAppend), errors.Is(err, master.ErrHalted),
+		errors.Is(err, ErrMasterUnreachable),
 		errors.Is(err, slave.ErrDiverged), errors.Is(err, db.ErrClosed):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
@@ -70,14 +71,26 @@ func statusOf(err error) int {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(err)
 	body := client.ErrorResponse{Error: err.Error()}
+	body.SQLiteCode, body.SQLiteExtendedCode, _ = sqliteCodes(err)
 	var se *client.StatusError
 	if errors.As(err, &se) {
 		body.Error, body.Master = se.Msg, se.Master
+		body.SQLiteCode, body.SQLiteExtendedCode = se.SQLiteCode, se.SQLiteExtendedCode
 	}
 	if status >= 500 {
 		s.logger.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	writeJSON(w, status, body)
+}
+
+// sqliteCodes returns SQLite's primary and extended result codes of err,
+// when SQLite reported it.
+func sqliteCodes(err error) (code, extended int, ok bool) {
+	var se *db.Error
+	if !errors.As(err, &se) {
+		return 0, 0, false
+	}
+	return int(se.Primary()), int(se.Code), true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

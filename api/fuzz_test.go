@@ -106,7 +106,7 @@ func FuzzSeedBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
 		w := httptest.NewRecorder()
-		req, stmts, err := s.parseSeed(w, r)
+		req, stmts, _, err := s.parseSeed(w, r)
 		if err != nil {
 			checkRefusal(t, err, "POST /")
 			return

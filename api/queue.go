@@ -140,7 +140,8 @@ func (q *writeQueue) write(ctx context.Context, elems []json.RawMessage) error {
 		return err
 	}
 	plan := planRq(parsed)
-	res := q.s.Master.Execute(ctx, db.Request{Statements: plan.stmts})
+	plan.frame()
+	res := q.s.Master.Execute(ctx, db.Request{Statements: plan.stmts, Txn: plan.txn, NoForeignKeys: plan.noFK})
 	if res.Err != nil {
 		return res.Err
 	}

@@ -243,6 +243,33 @@ type rqPlan struct {
 	elemOf []int
 	// splitErr holds, per element, an error found while splitting it.
 	splitErr map[int]error
+	// framed holds the elements that held a dump's framing statements
+	// (frame), which are not run; txn and noFK are what the framing says.
+	framed    map[int]bool
+	txn, noFK bool
+}
+
+// frame takes a dump's framing statements (db.Frame) out of a write
+// request's statements.
+func (p *rqPlan) frame() {
+	texts := make([]string, len(p.stmts))
+	for i, st := range p.stmts {
+		texts[i] = st.SQL
+	}
+	f := db.Frame(texts)
+	if len(f.Skip) == 0 {
+		return
+	}
+	p.txn, p.noFK, p.framed = f.Txn, f.NoForeignKeys, map[int]bool{}
+	stmts, elemOf := p.stmts[:0:0], p.elemOf[:0:0]
+	for i, st := range p.stmts {
+		if f.Skip[i] {
+			p.framed[p.elemOf[i]] = true
+			continue
+		}
+		stmts, elemOf = append(stmts, st), append(elemOf, p.elemOf[i])
+	}
+	p.stmts, p.elemOf = stmts, elemOf
 }
 
 func planRq(elems []rqElement) *rqPlan {
@@ -284,13 +311,16 @@ func (p *rqPlan) results(res []db.Result, rowsShape func(db.Result) bool, o rqOp
 	ri := 0
 	for i := range p.elems {
 		if err, ok := p.splitErr[i]; ok {
-			out = append(out, rqError(err.Error(), rowsShape(db.Result{}), o))
+			out = append(out, rqError(err.Error(), err, rowsShape(db.Result{}), o))
 			if stopAtError {
 				return out
 			}
 			continue
 		}
 		if count[i] == 0 {
+			if p.framed[i] {
+				out = append(out, rqWriteResult(db.Result{}, o)) // BEGIN, COMMIT …: done
+			}
 			continue // an empty statement gives no result
 		}
 		if ri >= len(res) {
@@ -307,7 +337,7 @@ func (p *rqPlan) results(res []db.Result, rowsShape func(db.Result) bool, o rqOp
 		}
 		switch {
 		case failed != nil:
-			out = append(out, rqError(rqErrorText(failed), rowsShape(res[last]), o))
+			out = append(out, rqError(rqErrorText(failed), failed, rowsShape(res[last]), o))
 			if stopAtError {
 				return out
 			}
@@ -425,14 +455,16 @@ func (s *Server) handleRqExecute(w http.ResponseWriter, r *http.Request) {
 // masterWrite runs elems as one write request on the master.
 func (s *Server) masterWrite(w http.ResponseWriter, r *http.Request, p *rqParams, elems []rqElement, start time.Time, rowsShape func(db.Result) bool) {
 	plan := planRq(elems)
-	if len(plan.splitErr) > 0 && p.txn {
+	plan.frame()
+	txn := p.txn || plan.txn
+	if len(plan.splitErr) > 0 && txn {
 		// A transaction with a statement that cannot be split runs none.
 		writeRq(w, p, rqResponse{Results: plan.results(nil, rowsShape, p.opts, true), Time: seconds(time.Since(start), p.opts.timings)})
 		return
 	}
 	var res master.Result
 	if len(plan.stmts) > 0 {
-		res = s.Master.Execute(r.Context(), db.Request{Statements: plan.stmts, Txn: p.txn, Timeout: p.dbTimeout})
+		res = s.Master.Execute(r.Context(), db.Request{Statements: plan.stmts, Txn: txn, NoForeignKeys: plan.noFK, Timeout: p.dbTimeout})
 		if res.Err != nil {
 			s.writeRqError(w, r, res.Err)
 			return
@@ -441,7 +473,7 @@ func (s *Server) masterWrite(w http.ResponseWriter, r *http.Request, p *rqParams
 		res.Index = s.Master.DB().AppliedIndex()
 	}
 	w.Header().Set(client.HeaderIndex, strconv.FormatUint(res.Index, 10))
-	resp := rqResponse{Results: plan.results(res.Results, rowsShape, p.opts, p.txn), Time: seconds(time.Since(start), p.opts.timings)}
+	resp := rqResponse{Results: plan.results(res.Results, rowsShape, p.opts, txn), Time: seconds(time.Since(start), p.opts.timings)}
 	if p.raftIndex && len(res.Logged) > 0 {
 		resp.RaftIndex = res.Index
 	}
@@ -524,7 +556,9 @@ func (s *Server) handleRqRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	readOnly := true
-	for _, st := range planRq(elems).stmts {
+	plan := planRq(elems)
+	plan.frame()
+	for _, st := range plan.stmts {
 		if cl, err := s.db().Classify(r.Context(), st.SQL); err != nil || cl.Write {
 			readOnly = false
 			break

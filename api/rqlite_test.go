@@ -214,6 +214,12 @@ func indent4(tb testing.TB, s string) string {
 	return buf.String()
 }
 
+// errV2 is the "error_v2" member rqlite 10.6 and later add beside
+// "error": the message (JSON-escaped as given) and SQLite's codes.
+func errV2(msg string, code, extended int) string {
+	return fmt.Sprintf(`,"error_v2":{"message":"%s","sqlite":{"code":%d,"extended_code":%d}}`, msg, code, extended)
+}
+
 // floatRE matches a Go-formatted positive float64 (a time in seconds).
 const floatRE = `[0-9]+(\.[0-9]+)?(e-[0-9]+)?`
 
@@ -226,8 +232,8 @@ func TestRqliteExactJSON(t *testing.T) {
 	}{
 		{"/db/execute", `["CREATE TABLE foo (id INTEGER NOT NULL PRIMARY KEY, name TEXT)"]`, `{"results":[{}]}`},
 		{"/db/execute", `["INSERT INTO foo(name) VALUES('fiona')"]`, `{"results":[{"last_insert_id":1,"rows_affected":1}]}`},
-		{"/db/execute", `["INSERT INTO bar(name) VALUES('fiona')"]`, `{"results":[{"error":"no such table: bar"}]}`},
-		{"/db/execute", `["blah"]`, `{"results":[{"error":"near \"blah\": syntax error"}]}`},
+		{"/db/execute", `["INSERT INTO bar(name) VALUES('fiona')"]`, `{"results":[{"error":"no such table: bar"` + errV2("no such table: bar", 1, 1) + `}]}`},
+		{"/db/execute", `["blah"]`, `{"results":[{"error":"near \"blah\": syntax error"` + errV2(`near \"blah\": syntax error`, 1, 1) + `}]}`},
 		{"/db/execute", `[["INSERT INTO foo(name) VALUES(?)", "declan"]]`, `{"results":[{"last_insert_id":2,"rows_affected":1}]}`},
 		{"/db/query", `["SELECT * FROM foo"]`, `{"results":[{"columns":["id","name"],"types":["integer","text"],"values":[[1,"fiona"],[2,"declan"]]}]}`},
 		// A one-element array is a statement without parameters.
@@ -237,7 +243,7 @@ func TestRqliteExactJSON(t *testing.T) {
 		{"/db/query?associative", `["SELECT name FROM foo WHERE id > 100"]`, `{"results":[{"types":{"name":"text"},"rows":[]}]}`},
 		{"/db/query", `[["SELECT name FROM foo WHERE id = ?", 1], "SELECT id FROM foo WHERE name = 'declan'"]`,
 			`{"results":[{"columns":["name"],"types":["text"],"values":[["fiona"]]},{"columns":["id"],"types":["integer"],"values":[[2]]}]}`},
-		{"/db/query", `["SELECT * FROM nope"]`, `{"results":[{"error":"no such table: nope"}]}`},
+		{"/db/query", `["SELECT * FROM nope"]`, `{"results":[{"error":"no such table: nope"` + errV2("no such table: nope", 1, 1) + `}]}`},
 		{"/db/execute?associative", `["INSERT INTO foo(id, name) VALUES(99, 'zed')"]`, `{"results":[{"last_insert_id":99,"rows_affected":1,"rows":null}]}`},
 		{"/db/execute", `["INSERT INTO foo(id, name) VALUES(3, 'eve') RETURNING *"]`, `{"results":[{"columns":["id","name"],"types":["integer","text"],"values":[[3,"eve"]]}]}`},
 		{"/db/execute?associative", `["INSERT INTO foo(id, name) VALUES(4, 'fay') RETURNING id, name"]`, `{"results":[{"types":{"id":"integer","name":"text"},"rows":[{"id":4,"name":"fay"}]}]}`},
@@ -258,7 +264,7 @@ func TestRqliteExactJSON(t *testing.T) {
 			`{"results":[{"last_insert_id":6,"rows_affected":1},{"columns":["id","name"],"types":["integer","text"],"values":[[5,"a<b>&c"],[6,"gus"]]}]}`},
 		{"/db/request?associative", `["INSERT INTO foo(id, name) VALUES(7, 'hal')", "SELECT name FROM foo WHERE id = 7"]`,
 			`{"results":[{"last_insert_id":7,"rows_affected":1,"rows":null},{"types":{"name":"text"},"rows":[{"name":"hal"}]}]}`},
-		{"/db/request", `["SELECT * FROM nope", "INSERT INTO nope VALUES (1)"]`, `{"results":[{"error":"no such table: nope"},{"error":"no such table: nope"}]}`},
+		{"/db/request", `["SELECT * FROM nope", "INSERT INTO nope VALUES (1)"]`, `{"results":[{"error":"no such table: nope"` + errV2("no such table: nope", 1, 1) + `},{"error":"no such table: nope"` + errV2("no such table: nope", 1, 1) + `}]}`},
 	} {
 		rqOK(t, rqPost(t, u+tc.path, tc.body), tc.want)
 	}
@@ -276,7 +282,7 @@ func TestRqliteTimings(t *testing.T) {
 	rqMatch(t, rqPost(t, u+"/db/query?timings&associative", `["SELECT name FROM foo"]`),
 		`^\{"results":\[\{"types":\{"name":"text"\},"rows":\[\{"name":"fiona"\}\],"time":`+floatRE+`\}\],"time":`+floatRE+`\}$`)
 	rqMatch(t, rqPost(t, u+"/db/request?timings", `["SELECT name FROM foo", "INSERT INTO nope VALUES (1)"]`),
-		`^\{"results":\[\{"columns":\["name"\],"types":\["text"\],"values":\[\["fiona"\]\],"time":`+floatRE+`\},\{"error":"no such table: nope"(,"time":`+floatRE+`)?\}\],"time":`+floatRE+`\}$`)
+		`^\{"results":\[\{"columns":\["name"\],"types":\["text"\],"values":\[\["fiona"\]\],"time":`+floatRE+`\},\{"error":"no such table: nope","error_v2":\{"message":"no such table: nope","sqlite":\{"code":1,"extended_code":1\}\}(,"time":`+floatRE+`)?\}\],"time":`+floatRE+`\}$`)
 	// Flags are present-means-true, whatever their value.
 	rqMatch(t, rqPost(t, u+"/db/query?timings=false", `["SELECT name FROM foo"]`),
 		`^\{"results":\[\{"columns":\["name"\],"types":\["text"\],"values":\[\["fiona"\]\],"time":`+floatRE+`\}\],"time":`+floatRE+`\}$`)
@@ -351,8 +357,8 @@ func TestRqliteRefusedStatements(t *testing.T) {
 		b, _ := json.Marshal([]string{tc.sql})
 		r := rqPost(t, u+tc.path, string(b))
 		top := rqDecode(t, r)
-		if top.Error != "" || len(top.keys) != 1 || len(top.Results) != 1 || len(top.Results[0]) != 1 || resultError(t, top.Results[0]) == "" {
-			t.Errorf("%s\n got %d %s\nwant 200 {\"results\":[{\"error\":\"…\"}]}", r.Req, r.Status, r.Body)
+		if top.Error != "" || len(top.keys) != 1 || len(top.Results) != 1 || len(top.Results[0]) != 2 || resultError(t, top.Results[0]) == "" {
+			t.Errorf("%s\n got %d %s\nwant 200 {\"results\":[{\"error\":\"…\",\"error_v2\":{…}}]}", r.Req, r.Status, r.Body)
 		}
 	}
 	if got := srv.Master.Log().LastIndex(); got != last {
@@ -570,7 +576,7 @@ func TestRqliteTransaction(t *testing.T) {
 	batch := `["INSERT INTO foo(name) VALUES('a')", "INSERT INTO nope VALUES(1)", "INSERT INTO foo(name) VALUES('b')"]`
 	last := srv.Master.Log().LastIndex()
 	rqOK(t, rqPost(t, u+"/db/execute?transaction", batch),
-		`{"results":[{"last_insert_id":1,"rows_affected":1},{"error":"no such table: nope"}]}`)
+		`{"results":[{"last_insert_id":1,"rows_affected":1},{"error":"no such table: nope"`+errV2("no such table: nope", 1, 1)+`}]}`)
 	if n := rqCount(t, u, "SELECT count(*) FROM foo"); n != 0 {
 		t.Errorf("after a failed transaction: %d rows, want 0", n)
 	}
@@ -579,17 +585,17 @@ func TestRqliteTransaction(t *testing.T) {
 	}
 	// The failure may be a constraint, and the first statement.
 	rqOK(t, rqPost(t, u+"/db/execute?transaction", `["INSERT INTO nope VALUES(1)", "INSERT INTO foo(name) VALUES('a')"]`),
-		`{"results":[{"error":"no such table: nope"}]}`)
+		`{"results":[{"error":"no such table: nope"`+errV2("no such table: nope", 1, 1)+`}]}`)
 	rqOK(t, rqPost(t, u+"/db/request?transaction", `["INSERT INTO foo(name) VALUES('a')", "INSERT INTO foo(name) VALUES('a')", "SELECT * FROM foo"]`),
-		`{"results":[{"last_insert_id":1,"rows_affected":1},{"error":"UNIQUE constraint failed: foo.name"}]}`)
+		`{"results":[{"last_insert_id":1,"rows_affected":1},{"error":"UNIQUE constraint failed: foo.name"`+errV2("UNIQUE constraint failed: foo.name", 19, 2067)+`}]}`)
 	if n := rqCount(t, u, "SELECT count(*) FROM foo"); n != 0 {
 		t.Errorf("after failed transactions: %d rows, want 0", n)
 	}
 	// Without transaction: per-statement errors, the others persist.
 	rqOK(t, rqPost(t, u+"/db/execute", batch),
-		`{"results":[{"last_insert_id":1,"rows_affected":1},{"error":"no such table: nope"},{"last_insert_id":2,"rows_affected":1}]}`)
+		`{"results":[{"last_insert_id":1,"rows_affected":1},{"error":"no such table: nope"`+errV2("no such table: nope", 1, 1)+`},{"last_insert_id":2,"rows_affected":1}]}`)
 	rqOK(t, rqPost(t, u+"/db/execute", `["INSERT INTO foo(name) VALUES('c')", "INSERT INTO foo(name) VALUES('a')", "INSERT INTO foo(name) VALUES('d')"]`),
-		`{"results":[{"last_insert_id":3,"rows_affected":1},{"error":"UNIQUE constraint failed: foo.name"},{"last_insert_id":4,"rows_affected":1}]}`)
+		`{"results":[{"last_insert_id":3,"rows_affected":1},{"error":"UNIQUE constraint failed: foo.name"`+errV2("UNIQUE constraint failed: foo.name", 19, 2067)+`},{"last_insert_id":4,"rows_affected":1}]}`)
 	rqOK(t, rqPost(t, u+"/db/query", `["SELECT name FROM foo ORDER BY id"]`),
 		`{"results":[{"columns":["name"],"types":["text"],"values":[["a"],["b"],["c"],["d"]]}]}`)
 	// A successful transaction persists everything.
@@ -617,8 +623,8 @@ func TestRqliteQueryRefusesWrites(t *testing.T) {
 	} {
 		r := rqPost(t, u+"/db/query", body)
 		top := rqDecode(t, r)
-		if top.Error != "" || len(top.Results) != 1 || len(top.Results[0]) != 1 || resultError(t, top.Results[0]) == "" {
-			t.Errorf("%s\n got %d %s\nwant 200 {\"results\":[{\"error\":\"…\"}]}", r.Req, r.Status, r.Body)
+		if top.Error != "" || len(top.Results) != 1 || len(top.Results[0]) != 2 || resultError(t, top.Results[0]) == "" {
+			t.Errorf("%s\n got %d %s\nwant 200 {\"results\":[{\"error\":\"…\",\"error_v2\":{…}}]}", r.Req, r.Status, r.Body)
 		}
 	}
 	// A read and a write: one result each, the write's an error.
@@ -929,9 +935,9 @@ func TestRqliteSlaveForwards(t *testing.T) {
 	rqOK(t, rqPost(t, s+"/db/execute?raft_index", `["INSERT INTO foo(name) VALUES('eve')"]`),
 		fmt.Sprintf(`{"results":[{"last_insert_id":3,"rows_affected":1}],"raft_index":%d}`, msrv.Master.Log().LastIndex()))
 	rqOK(t, rqPost(t, s+"/db/execute?transaction", `["INSERT INTO foo(name) VALUES('x')", "INSERT INTO nope VALUES(1)"]`),
-		`{"results":[{"last_insert_id":4,"rows_affected":1},{"error":"no such table: nope"}]}`)
+		`{"results":[{"last_insert_id":4,"rows_affected":1},{"error":"no such table: nope"`+errV2("no such table: nope", 1, 1)+`}]}`)
 	rqOK(t, rqPost(t, s+"/db/execute", `["INSERT INTO nope VALUES(1)", "UPDATE foo SET name = upper(name) WHERE id = 3"]`),
-		`{"results":[{"error":"no such table: nope"},{"rows_affected":1}]}`)
+		`{"results":[{"error":"no such table: nope"`+errV2("no such table: nope", 1, 1)+`},{"rows_affected":1}]}`)
 	rqOK(t, rqPost(t, s+"/db/request", `["INSERT INTO foo(name) VALUES('gus')", "SELECT name FROM foo ORDER BY id"]`),
 		`{"results":[{"last_insert_id":4,"rows_affected":1},{"columns":["name"],"types":["text"],"values":[["fiona"],["declan"],["EVE"],["gus"]]}]}`)
 	rqOK(t, rqCall(t, http.MethodPost, s+"/db/execute", "text/plain", "DELETE FROM foo WHERE id = 4"), `{"results":[{"rows_affected":1}]}`)

@@ -25,36 +25,64 @@ type rqResponse struct {
 
 // rqWrite is the result of a statement that returns no rows.
 type rqWrite struct {
-	LastInsertID int64   `json:"last_insert_id,omitempty"`
-	RowsAffected int64   `json:"rows_affected,omitempty"`
-	Error        string  `json:"error,omitempty"`
-	Time         float64 `json:"time,omitempty"`
+	LastInsertID int64      `json:"last_insert_id,omitempty"`
+	RowsAffected int64      `json:"rows_affected,omitempty"`
+	Error        string     `json:"error,omitempty"`
+	ErrorV2      *rqErrorV2 `json:"error_v2,omitempty"`
+	Time         float64    `json:"time,omitempty"`
 }
 
 // rqWriteAssoc is rqWrite with ?associative, which adds "rows":null.
 type rqWriteAssoc struct {
-	LastInsertID int64   `json:"last_insert_id,omitempty"`
-	RowsAffected int64   `json:"rows_affected,omitempty"`
-	Error        string  `json:"error,omitempty"`
-	Time         float64 `json:"time,omitempty"`
-	Rows         []any   `json:"rows"`
+	LastInsertID int64      `json:"last_insert_id,omitempty"`
+	RowsAffected int64      `json:"rows_affected,omitempty"`
+	Error        string     `json:"error,omitempty"`
+	ErrorV2      *rqErrorV2 `json:"error_v2,omitempty"`
+	Time         float64    `json:"time,omitempty"`
+	Rows         []any      `json:"rows"`
 }
 
 // rqRows is the result of a statement that returns rows.
 type rqRows struct {
-	Columns []string `json:"columns,omitempty"`
-	Types   []string `json:"types,omitempty"`
-	Values  [][]any  `json:"values,omitempty"`
-	Error   string   `json:"error,omitempty"`
-	Time    float64  `json:"time,omitempty"`
+	Columns []string   `json:"columns,omitempty"`
+	Types   []string   `json:"types,omitempty"`
+	Values  [][]any    `json:"values,omitempty"`
+	Error   string     `json:"error,omitempty"`
+	ErrorV2 *rqErrorV2 `json:"error_v2,omitempty"`
+	Time    float64    `json:"time,omitempty"`
 }
 
 // rqAssoc is rqRows with ?associative.
 type rqAssoc struct {
-	Types map[string]string `json:"types,omitempty"`
-	Rows  []map[string]any  `json:"rows"`
-	Error string            `json:"error,omitempty"`
-	Time  float64           `json:"time,omitempty"`
+	Types   map[string]string `json:"types,omitempty"`
+	Rows    []map[string]any  `json:"rows"`
+	Error   string            `json:"error,omitempty"`
+	ErrorV2 *rqErrorV2        `json:"error_v2,omitempty"`
+	Time    float64           `json:"time,omitempty"`
+}
+
+// rqErrorV2 is a failed statement's error as rqlite 10.6 and later give it
+// beside "error": the message, and SQLite's result codes when SQLite
+// refused the statement.
+type rqErrorV2 struct {
+	Message string        `json:"message"`
+	SQLite  *rqSQLiteCode `json:"sqlite,omitempty"`
+}
+
+// rqSQLiteCode is SQLite's primary and extended result code.
+type rqSQLiteCode struct {
+	Code         int `json:"code"`
+	ExtendedCode int `json:"extended_code"`
+}
+
+// newErrorV2 is the error_v2 of a statement that failed with err, answered
+// with the message msg.
+func newErrorV2(msg string, err error) *rqErrorV2 {
+	e := &rqErrorV2{Message: msg}
+	if code, ext, ok := sqliteCodes(err); ok {
+		e.SQLite = &rqSQLiteCode{Code: code, ExtendedCode: ext}
+	}
+	return e
 }
 
 // rqOptions are the flags that shape an answer.
@@ -75,17 +103,19 @@ func seconds(d time.Duration, on bool) float64 {
 	return s
 }
 
-// rqError is a result holding only an error, in the endpoint's shape.
-func rqError(msg string, rows bool, o rqOptions) any {
+// rqError is a result holding only an error, in the endpoint's shape: the
+// message, and error_v2 with SQLite's codes of err.
+func rqError(msg string, err error, rows bool, o rqOptions) any {
+	v2 := newErrorV2(msg, err)
 	switch {
 	case rows && o.associative:
-		return rqAssoc{Error: msg}
+		return rqAssoc{Error: msg, ErrorV2: v2}
 	case rows:
-		return rqRows{Error: msg}
+		return rqRows{Error: msg, ErrorV2: v2}
 	case o.associative:
-		return rqWriteAssoc{Error: msg}
+		return rqWriteAssoc{Error: msg, ErrorV2: v2}
 	}
-	return rqWrite{Error: msg}
+	return rqWrite{Error: msg, ErrorV2: v2}
 }
 
 // rqWriteResult is a statement's result in the write shape.

@@ -33,7 +33,7 @@ func (s *Server) registerSeedRoutes(r *mux.Router) {
 
 // handleSeed serves the seed-compatible POST /.
 func (s *Server) handleSeed(w http.ResponseWriter, r *http.Request) {
-	req, stmts, err := s.parseSeed(w, r)
+	req, stmts, noFK, err := s.parseSeed(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -42,7 +42,7 @@ func (s *Server) handleSeed(w http.ResponseWriter, r *http.Request) {
 	if req.Command == "query" {
 		resp, err = s.seedQuery(r, stmts)
 	} else {
-		resp, err = s.seedExec(r, req, stmts)
+		resp, err = s.seedExec(r, req, stmts, noFK)
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -51,70 +51,78 @@ func (s *Server) handleSeed(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// parseSeed reads and checks a seed request and splits its SQL.
-func (s *Server) parseSeed(w http.ResponseWriter, r *http.Request) (*client.SeedRequest, []wal.Statement, error) {
+// parseSeed reads and checks a seed request and splits its SQL. In an exec,
+// a dump's framing (db.Frame) is taken out: noFK says it turned foreign
+// keys off.
+func (s *Server) parseSeed(w http.ResponseWriter, r *http.Request) (_ *client.SeedRequest, _ []wal.Statement, noFK bool, _ error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, nil, fmt.Errorf("%w: the limit is %d bytes", ErrTooLarge, mbe.Limit)
+			return nil, nil, false, fmt.Errorf("%w: the limit is %d bytes", ErrTooLarge, mbe.Limit)
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, nil, fmt.Errorf("%w: %v", ErrBodyTimeout, err)
+			return nil, nil, false, fmt.Errorf("%w: %v", ErrBodyTimeout, err)
 		}
-		return nil, nil, fmt.Errorf("%w: reading the body: %v", ErrBadRequest, err)
+		return nil, nil, false, fmt.Errorf("%w: reading the body: %v", ErrBadRequest, err)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, nil, fmt.Errorf(`%w: empty body; send {"command":"exec"|"query","query":"SQL"}`, ErrBadRequest)
+		return nil, nil, false, fmt.Errorf(`%w: empty body; send {"command":"exec"|"query","query":"SQL"}`, ErrBadRequest)
 	}
 	// encoding/json would turn each invalid byte into U+FFFD, and the
 	// write would store other text than the client sent.
 	if at := invalidUTF8(body); at >= 0 {
-		return nil, nil, fmt.Errorf("%w: the body is not valid UTF-8 (byte %d); JSON text must be", ErrBadRequest, at)
+		return nil, nil, false, fmt.Errorf("%w: the body is not valid UTF-8 (byte %d); JSON text must be", ErrBadRequest, at)
 	}
 	var req client.SeedRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(&req); err != nil {
-		return nil, nil, fmt.Errorf(`%w: malformed JSON: %v; send {"command":"exec"|"query","query":"SQL"}`, ErrBadRequest, err)
+		return nil, nil, false, fmt.Errorf(`%w: malformed JSON: %v; send {"command":"exec"|"query","query":"SQL"}`, ErrBadRequest, err)
 	}
 	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
-		return nil, nil, fmt.Errorf("%w: more than one JSON value, or unexpected data after the JSON value", ErrBadRequest)
+		return nil, nil, false, fmt.Errorf("%w: more than one JSON value, or unexpected data after the JSON value", ErrBadRequest)
 	}
 	if req.IsMaster {
-		return nil, nil, fmt.Errorf("%w: is_master is not accepted from clients: slaves pull the master's log, nothing pushes to them", ErrForbidden)
+		return nil, nil, false, fmt.Errorf("%w: is_master is not accepted from clients: slaves pull the master's log, nothing pushes to them", ErrForbidden)
 	}
 	if req.Command != "exec" && req.Command != "query" {
-		return nil, nil, fmt.Errorf(`%w: unknown command %q; use "exec" or "query"`, ErrBadRequest, req.Command)
+		return nil, nil, false, fmt.Errorf(`%w: unknown command %q; use "exec" or "query"`, ErrBadRequest, req.Command)
 	}
 	texts, err := db.Split(req.Query)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	if len(texts) == 0 {
-		return nil, nil, fmt.Errorf("%w: no SQL statement in query", ErrBadRequest)
+	var frame db.Framing
+	if req.Command == "exec" {
+		frame = db.Frame(texts)
+	}
+	if len(texts) == len(frame.Skip) {
+		return nil, nil, false, fmt.Errorf("%w: no SQL statement in query", ErrBadRequest)
 	}
 	if len(texts) > maxStatements {
-		return nil, nil, fmt.Errorf("%w: %d statements; at most %d in one request", ErrBadRequest, len(texts), maxStatements)
+		return nil, nil, false, fmt.Errorf("%w: %d statements; at most %d in one request", ErrBadRequest, len(texts), maxStatements)
 	}
 	if len(req.Params) > 0 && len(texts) > 1 {
-		return nil, nil, fmt.Errorf("%w: parameters are accepted only with a single statement; this query holds %d", ErrBadRequest, len(texts))
+		return nil, nil, false, fmt.Errorf("%w: parameters are accepted only with a single statement; this query holds %d", ErrBadRequest, len(texts))
 	}
 	if len(req.Params) > maxParams {
-		return nil, nil, fmt.Errorf("%w: %d parameters; at most %d", ErrBadRequest, len(req.Params), maxParams)
+		return nil, nil, false, fmt.Errorf("%w: %d parameters; at most %d", ErrBadRequest, len(req.Params), maxParams)
 	}
 	params, err := jsonParams(req.Params)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	stmts := make([]wal.Statement, len(texts))
+	stmts := make([]wal.Statement, 0, len(texts))
 	for i, t := range texts {
-		stmts[i] = wal.Statement{SQL: t, Pos: uint32(i)}
+		if !frame.Skip[i] {
+			stmts = append(stmts, wal.Statement{SQL: t, Pos: uint32(i)})
+		}
 	}
 	if len(params) > 0 {
 		stmts[0].Params = params
 	}
-	return &req, stmts, nil
+	return &req, stmts, frame.NoForeignKeys, nil
 }
 
 // invalidUTF8 returns the offset of the first byte of b that is not valid
@@ -206,11 +214,11 @@ func (s *Server) seedQuery(r *http.Request, stmts []wal.Statement) (*client.Seed
 	return resp, nil
 }
 
-func (s *Server) seedExec(r *http.Request, req *client.SeedRequest, stmts []wal.Statement) (*client.SeedResponse, error) {
+func (s *Server) seedExec(r *http.Request, req *client.SeedRequest, stmts []wal.Statement, noFK bool) (*client.SeedResponse, error) {
 	if s.Slave != nil {
 		return s.forwardExec(r, req, stmts)
 	}
-	res := s.Master.Execute(r.Context(), db.Request{Statements: stmts, Txn: true})
+	res := s.Master.Execute(r.Context(), db.Request{Statements: stmts, Txn: true, NoForeignKeys: noFK})
 	if res.Err != nil {
 		return nil, res.Err
 	}

@@ -66,7 +66,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if s.Master != nil {
 		if err := s.Master.Err(); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("[+]node ok\n[-]store stopped: " + err.Error() + "\n"))
+			_, _ = w.Write([]byte("[+]node ok\n[-]store writes stopped: " + err.Error() + "\n"))
 			return
 		}
 		_, _ = w.Write([]byte("[+]node ok\n[+]leader ok\n[+]store ok\n"))

@@ -24,6 +24,10 @@ const (
 	// policyClassify records and allows everything: the statement is
 	// prepared to be classified, never stepped.
 	policyClassify
+	// policyApply allows everything and records what the statement does:
+	// a logged entry is applied as the master accepted it, never judged
+	// again (the policy is the master's, when it accepts a request).
+	policyApply
 )
 
 // authState is the authorizer's policy and what it saw of the statement
@@ -40,22 +44,33 @@ type authState struct {
 	// "" if it reads nothing of the kind. A write that does is refused:
 	// a replica would store other values than the master.
 	nodeLocal string
-	pragma    string // the PRAGMA the statement runs, "" if none
+	pragma    string // the PRAGMA the statement runs, "" if none (or one that sets a header field)
+	// header is set when the statement sets user_version or
+	// application_id: fields of the database header that migrations keep,
+	// replicated like any write.
+	header bool
+	// analyze is set when the statement runs ANALYZE or REINDEX, whose
+	// work follows the order of SQLite's in-memory schema (resetSchema).
+	analyze bool
+	// statWrite is set when the statement writes sqlite_stat* tables
+	// itself: SQLite reads them into its query planner only when it loads
+	// the schema (resetSchema).
+	statWrite bool
 }
 
 func (a *authState) reset(p policy) { *a = authState{policy: p} }
 
 // writeRefusal says why a compiled statement that is not read-only may not
-// run as a replicated write, "" if it may.
-func (a *authState) writeRefusal() string {
+// run as a replicated write, "" if it may. vacuum says whether its program
+// runs VACUUM (stmt.vacuums): that write names nothing to the authorizer.
+func (a *authState) writeRefusal(vacuum bool) string {
 	switch {
 	case a.nodeLocal != "":
 		return a.nodeLocal
 	case a.pragma != "":
-		return fmt.Sprintf("PRAGMA %s is not allowed in a write: it may change the database file or the connection; run it as a query", a.pragma)
-	case !a.writes:
-		// It changes the file without naming a table to SQLite's
-		// authorizer: VACUUM and VACUUM INTO.
+		return fmt.Sprintf("PRAGMA %s is not allowed in a write: it may change the database file or the connection; run it as a query "+
+			"(user_version and application_id may be set)", a.pragma)
+	case vacuum:
 		return "VACUUM is not allowed: it rewrites or copies the whole database file outside the log"
 	}
 	return ""
@@ -80,6 +95,10 @@ var (
 		"index_list": true, "index_xinfo": true, "integrity_check": true,
 		"quick_check": true, "table_info": true, "table_list": true, "table_xinfo": true,
 	}
+	// headerPragmas may be set in a write: they store a number in the
+	// database header, the same on every node, and migration tools keep
+	// the schema's version there.
+	headerPragmas = map[string]bool{"user_version": true, "application_id": true}
 	// nodeLocalTables are tables (mostly virtual) whose content differs
 	// between nodes holding the same data: the file's pages and layout,
 	// its change counter, its path, walship's own position in the log.
@@ -125,9 +144,40 @@ func changesSchemaOrRows(action int32) bool {
 	return false
 }
 
+// clientParse reports whether SQLite is compiling the caller's statement
+// now (with its triggers), rather than a statement of SQLite's own or of a
+// module: FTS5, for one, prepares statements on the same connection while
+// a client's statement is prepared or runs (PRAGMA data_version when it is
+// compiled again after a schema change, reads and writes of its shadow
+// tables). Those are not the client's: they are neither judged nor
+// recorded. The caller's statement is compiled by prepare (a top-level
+// parse), or again by SQLite while step runs it (its parse then names it
+// as the statement it re-prepares); a trigger's code is compiled in a
+// sub-parse of the statement's own.
+func (c *conn) clientParse() bool {
+	p := (*sqlite3.Tsqlite3)(ptr(c.db)).FpParse
+	if p == 0 {
+		return true
+	}
+	pp := (*sqlite3.TParse)(ptr(p))
+	if pp.FpToplevel != 0 {
+		pp = (*sqlite3.TParse)(ptr(pp.FpToplevel))
+	}
+	if pp.FpOuterParse != 0 {
+		return false // prepared while another statement was compiled
+	}
+	if c.stepping != 0 {
+		return pp.FpReprepare == c.stepping
+	}
+	return true
+}
+
 // authorize is SQLite's authorizer for c: it records what the statement does
 // and refuses what the policy forbids.
 func (c *conn) authorize(action int32, arg1, arg2, dbName, trigger string) int32 {
+	if c.auth.policy != policyInternal && !c.clientParse() {
+		return sqlite3.SQLITE_OK
+	}
 	a := &c.auth
 	deny := func(why string) int32 {
 		if a.refused == "" {
@@ -149,8 +199,12 @@ func (c *conn) authorize(action int32, arg1, arg2, dbName, trigger string) int32
 		}
 	case sqlite3.SQLITE_ANALYZE, sqlite3.SQLITE_REINDEX:
 		a.writes = true
+		a.analyze = true
 	case sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE:
 		a.writes = true
+		if len(arg1) >= 11 && strings.EqualFold(arg1[:11], "sqlite_stat") {
+			a.statWrite = true
+		}
 		if trigger == "" && !isSQLiteName(arg1) {
 			a.dml = true
 			a.insert = a.insert || action == sqlite3.SQLITE_INSERT
@@ -168,9 +222,13 @@ func (c *conn) authorize(action int32, arg1, arg2, dbName, trigger string) int32
 			a.nodeLocal = "a write may not call sqlite_offset(): it tells where a row is in this node's file"
 		}
 	case sqlite3.SQLITE_PRAGMA:
-		a.pragma = arg1
+		if arg2 != "" && headerPragmas[strings.ToLower(arg1)] {
+			a.header, a.writes = true, true
+		} else {
+			a.pragma = arg1
+		}
 	}
-	if a.policy == policyInternal {
+	if a.policy == policyInternal || a.policy == policyApply {
 		return sqlite3.SQLITE_OK
 	}
 	// CREATE TABLE temp.x names the temp schema instead of saying TEMP:
@@ -193,8 +251,18 @@ func (c *conn) authorize(action int32, arg1, arg2, dbName, trigger string) int32
 		return deny("transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is not allowed: a transaction cannot span requests; send the statements in one request as a transaction instead")
 	case sqlite3.SQLITE_PRAGMA:
 		name := strings.ToLower(arg1)
+		if arg2 != "" && headerPragmas[name] {
+			if a.policy == policyRead {
+				return deny("a query may not change the database")
+			}
+			return sqlite3.SQLITE_OK
+		}
+		if name == "foreign_keys" && arg2 != "" {
+			return deny("PRAGMA foreign_keys is not allowed here: foreign keys are enforced on every node; " +
+				"a dump that turns them off loads whole, its PRAGMA foreign_keys=OFF first and BEGIN … COMMIT around the rest (walship load FILE sends one so)")
+		}
 		if !readPragmas[name] || (arg2 != "" && !pragmasWithArg[name]) {
-			return deny(fmt.Sprintf("PRAGMA %s is not allowed: only read-only PRAGMAs may be run, and connection settings are the same on every node", arg1))
+			return deny(fmt.Sprintf("PRAGMA %s is not allowed: only read-only PRAGMAs may be run (and user_version or application_id set), and connection settings are the same on every node", arg1))
 		}
 		return sqlite3.SQLITE_OK
 	case sqlite3.SQLITE_FUNCTION:

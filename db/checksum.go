@@ -17,10 +17,16 @@ import (
 type Checksum struct {
 	// Index is the applied index the content is at.
 	Index uint64
-	// Sum is the SHA-256 (hex) of the schema and of every user table's rows
-	// in rowid (or primary key) order, rowids included, values with their
-	// storage class. Two nodes at the same index hold the same data when
-	// their sums are equal.
+	// Sum is the SHA-256 (hex) of everything a query can read of the
+	// database: the header fields a write may set (user_version,
+	// application_id), the whole schema (sqlite_schema with root pages),
+	// and every table's rows in rowid (or primary key) order, rowids
+	// included, values with their storage class. Every table counts:
+	// WITHOUT ROWID ones, the shadow tables that hold a virtual table's
+	// content (FTS5's %_data …), sqlite_sequence and sqlite_stat*;
+	// walship's own _walship does not (it differs while entries are
+	// applied). Two nodes at the same index hold the same data when their
+	// sums are equal.
 	Sum string
 	// Tables has one sum per table, by name.
 	Tables map[string]string
@@ -43,6 +49,9 @@ func (d *DB) Checksum(ctx context.Context) (Checksum, error) {
 		_ = c.exec("COMMIT")
 	}()
 	query := func(sql string) ([][]wal.Value, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("checksum: %w", err)
+		}
 		res, _, err := c.run(wal.Statement{SQL: sql}, policyInternal, false, 0, 0)
 		if err != nil {
 			return nil, fmt.Errorf("checksum: %s: %w", sql, err)
@@ -57,32 +66,41 @@ func (d *DB) Checksum(ctx context.Context) (Checksum, error) {
 	if len(pos) == 1 {
 		out.Index = uint64(pos[0][0].Int)
 	}
-	schema, err := query(`SELECT type, name, tbl_name, sql FROM sqlite_schema
-		WHERE name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE '\_walship%' ESCAPE '\'
-		ORDER BY type, name`)
+	all := sha256.New()
+	header, err := query("SELECT (SELECT user_version FROM pragma_user_version), (SELECT application_id FROM pragma_application_id)")
 	if err != nil {
 		return Checksum{}, err
 	}
-	all := sha256.New()
+	hashValues(all, header[0])
+	schema, err := query(`SELECT type, name, tbl_name, rootpage, sql FROM sqlite_schema
+		WHERE name NOT LIKE '\_walship%' ESCAPE '\' ORDER BY type, name`)
+	if err != nil {
+		return Checksum{}, err
+	}
 	for _, row := range schema {
 		hashValues(all, row)
 	}
-	wr, err := query("SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table'")
+	tables, err := query(`SELECT name, wr FROM pragma_table_list
+		WHERE schema = 'main' AND type IN ('table', 'shadow') AND name <> 'sqlite_schema'
+		AND name NOT LIKE '\_walship%' ESCAPE '\' ORDER BY name`)
 	if err != nil {
 		return Checksum{}, err
 	}
-	withoutRowid := map[string]bool{}
-	for _, row := range wr {
-		withoutRowid[row[0].Text] = row[1].Int != 0
-	}
-	for _, row := range schema {
-		if row[0].Text != "table" || strings.HasPrefix(strings.ToUpper(row[3].Text), "CREATE VIRTUAL") {
-			continue
-		}
-		name := row[1].Text
-		q := `SELECT rowid, * FROM "` + strings.ReplaceAll(name, `"`, `""`) + `" ORDER BY rowid`
-		if withoutRowid[name] {
-			q = `SELECT * FROM "` + strings.ReplaceAll(name, `"`, `""`) + `"`
+	for _, row := range tables {
+		name := row[0].Text
+		quoted := `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+		q := `SELECT rowid, * FROM ` + quoted + ` ORDER BY rowid`
+		if row[1].Int != 0 {
+			// WITHOUT ROWID: in primary key order.
+			pk, err := query(`SELECT name FROM pragma_table_info(` + sqlString(name) + `) WHERE pk > 0 ORDER BY pk`)
+			if err != nil {
+				return Checksum{}, err
+			}
+			cols := make([]string, len(pk))
+			for i, p := range pk {
+				cols[i] = `"` + strings.ReplaceAll(p[0].Text, `"`, `""`) + `"`
+			}
+			q = `SELECT * FROM ` + quoted + ` ORDER BY ` + strings.Join(cols, ", ")
 		}
 		rows, err := query(q)
 		if err != nil {
@@ -100,6 +118,9 @@ func (d *DB) Checksum(ctx context.Context) (Checksum, error) {
 	out.Sum = hex.EncodeToString(all.Sum(nil))
 	return out, nil
 }
+
+// sqlString quotes s as an SQL string literal.
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // hashValues writes values in a form that keeps their storage class and
 // cannot run two values together.

@@ -234,7 +234,7 @@ type Result struct {
 }
 
 // run prepares, binds and runs one statement on c under policy p, with the
-// clock pinned (writes) or real (reads).
+// clock and SQLite's randomness pinned (writes) or real (reads).
 func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint64) (res Result, changed bool, err error) {
 	start := time.Now()
 	pr, err := c.prepareCached(st.SQL, p)
@@ -243,19 +243,28 @@ func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint6
 	}
 	s := pr.s
 	defer c.release(pr)
-	ro := pr.ro
 	// An allow-listed PRAGMA (journal_mode) may look like a write to
 	// SQLite: on a read-only, query_only connection it cannot be one.
-	if p == policyRead && !ro && !pr.pragma {
+	if p == policyRead && !pr.ro && !pr.pragma {
 		return res, false, ErrWriteInQuery
 	}
-	if p == policyWrite && !ro && pr.refusal != "" {
+	if p == policyWrite && !pr.ro && pr.refusal != "" {
 		return res, false, refused(pr.refusal)
 	}
+	if pinned && pr.analyze {
+		// ANALYZE and REINDEX visit tables and indexes in the order of
+		// SQLite's in-memory schema, which depends on the connection's
+		// history (a rolled-back schema change reloads it, a restart
+		// too): loaded afresh from the file, it is the same on every node.
+		if err := c.resetSchema(); err != nil {
+			return res, false, err
+		}
+	}
 	c.auth.reset(p) // SQLite may prepare the statement again as it runs
-	dml, insert := pr.dml, pr.insert
 	if pinned {
 		c.pin(ms, seed, st.Pos)
+		seedPRNG(c.tls, prngSeed(seed, st.Pos))
+		defer seedPRNG(c.tls, 0)
 	} else {
 		c.unpin()
 	}
@@ -264,16 +273,8 @@ func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint6
 			return res, false, err
 		}
 	}
-	ncol := s.columnCount()
-	if ncol > 0 {
-		res.Columns = make([]string, ncol)
-		res.Types = make([]string, ncol)
-		for i := range res.Columns {
-			res.Columns[i] = s.columnName(i)
-			res.Types[i] = strings.ToLower(s.columnDecltype(i))
-		}
-	}
 	compiled := s.reprepares()
+	ncol := -1 // known after the first step: SQLite may compile it again then
 	for {
 		row, err := s.step()
 		if err != nil {
@@ -281,6 +282,17 @@ func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint6
 				return Result{}, false, refused(c.auth.refused)
 			}
 			return Result{}, false, err
+		}
+		if ncol < 0 {
+			ncol = s.columnCount()
+			if ncol > 0 {
+				res.Columns = make([]string, ncol)
+				res.Types = make([]string, ncol)
+				for i := range res.Columns {
+					res.Columns[i] = s.columnName(i)
+					res.Types[i] = strings.ToLower(s.columnDecltype(i))
+				}
+			}
 		}
 		if !row {
 			break
@@ -299,25 +311,77 @@ func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint6
 	// caller rolls back what a refused statement did.
 	if s.reprepares() != compiled {
 		pr.recompiled(c)
-		ro, dml, insert = pr.ro, pr.dml, pr.insert
-		if p == policyRead && !ro && !pr.pragma {
+		if p == policyRead && !pr.ro && !pr.pragma {
 			return Result{}, false, ErrWriteInQuery
 		}
-		if p == policyWrite && !ro && pr.refusal != "" {
+		if p == policyWrite && !pr.ro && pr.refusal != "" {
 			return Result{}, false, refused(pr.refusal)
 		}
 	}
-	if dml && !pr.schema {
+	if pr.schema {
+		// A schema statement returns no rows; the columns SQLite reports
+		// for it belong to checks it compiled in (ALTER TABLE … ADD
+		// COLUMN … NOT NULL reads the table through a SELECT raise()).
+		res.Columns, res.Types = nil, nil
+	}
+	if pr.dml && !pr.schema {
 		// DROP TABLE asks to delete the table's rows: a schema
 		// statement reports none.
 		res.RowsAffected = c.changes()
 	}
-	if insert {
+	if pr.insert {
 		res.LastInsertID = c.lastInsertID()
 	}
-	res.Changed = !ro
+	if pinned && pr.statWrite {
+		// The query planner reads sqlite_stat* only when SQLite loads
+		// the schema: load it now, as every node does after this
+		// statement, so that later statements are planned alike.
+		if err := c.resetSchema(); err != nil {
+			return Result{}, false, err
+		}
+	}
+	res.Changed = !pr.ro
 	res.Time = time.Since(start)
-	return res, !ro, nil
+	return res, !pr.ro, nil
+}
+
+// resetSchema makes SQLite load the connection's schema afresh from the
+// database file before its next statement (PRAGMA writable_schema=RESET),
+// so that what SQLite keeps in memory is what any node loads from the same
+// file, whatever the connection did before.
+//
+// Virtual tables lose their connection to SQLite's schema: FTS5 keeps the
+// terms it has not written yet in memory until a savepoint or commit, so a
+// savepoint writes them first. The reset must not forget that the open
+// transaction changed the schema (DBFLAG_SchemaChange): a later rollback
+// must then load the schema again.
+func (c *conn) resetSchema() error {
+	c.auth.reset(policyInternal)
+	if c.inTxn() {
+		if err := c.execCached("SAVEPOINT walship_flush"); err != nil {
+			return err
+		}
+		if err := c.execCached("RELEASE walship_flush"); err != nil {
+			return err
+		}
+	}
+	changed := (*sqlite3.Tsqlite3)(ptr(c.db)).FmDbFlags & sqlite3.DBFLAG_SchemaChange
+	err := c.exec("PRAGMA writable_schema=RESET")
+	(*sqlite3.Tsqlite3)(ptr(c.db)).FmDbFlags |= changed
+	return err
+}
+
+// prngSeed is the seed of SQLite's own randomness for the statement at pos
+// of an entry seeded by seed: never 0, which would mean "from the system".
+func prngSeed(seed uint64, pos uint32) uint32 {
+	x := seed ^ (uint64(pos)+1)*0x9e3779b97f4a7c15
+	x ^= x >> 31
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 29
+	if v := uint32(x) ^ uint32(x>>32); v != 0 {
+		return v
+	}
+	return 1
 }
 
 // Query runs read-only statements on a read connection, with the real clock.
@@ -410,7 +474,7 @@ func (d *DB) Classify(ctx context.Context, sql string) (Class, error) {
 	if s != nil {
 		cl.Write = cl.Write || !s.readonly()
 		if !s.readonly() && cl.Refused == "" {
-			cl.Refused = c.auth.writeRefusal()
+			cl.Refused = c.auth.writeRefusal(s.vacuums())
 		}
 		s.finalize()
 	}

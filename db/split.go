@@ -2,6 +2,7 @@ package db
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -172,4 +173,54 @@ func keyword(w string) int {
 		return 3
 	}
 	return 2
+}
+
+// Framing is what the framing statements of a dump say of a write request
+// (Frame).
+type Framing struct {
+	// Skip holds the indexes of the framing statements: they are not run.
+	Skip map[int]bool
+	// Txn is set when BEGIN and COMMIT enclose the rest: the request is
+	// one transaction, as it is in SQLite.
+	Txn bool
+	// NoForeignKeys is set when the request starts with PRAGMA
+	// foreign_keys=OFF: the rest runs without foreign key enforcement, as
+	// the sqlite3 shell reads such a dump.
+	NoForeignKeys bool
+}
+
+var (
+	framePragmaOff = regexp.MustCompile(`(?is)^PRAGMA\s+(main\s*\.\s*)?foreign_keys\s*=\s*(off|0|false|no)\s*;?\s*$`)
+	framePragmaOn  = regexp.MustCompile(`(?is)^PRAGMA\s+(main\s*\.\s*)?foreign_keys\s*=\s*(on|1|true|yes)\s*;?\s*$`)
+	frameBegin     = regexp.MustCompile(`(?is)^BEGIN(\s+(DEFERRED|IMMEDIATE|EXCLUSIVE))?(\s+TRANSACTION)?\s*;?\s*$`)
+	frameCommit    = regexp.MustCompile(`(?is)^(COMMIT|END)(\s+TRANSACTION)?\s*;?\s*$`)
+)
+
+// Frame recognizes the framing that sqlite3's .dump writes around a
+// database, in the statements of one write request (each as Split gives
+// it): a first PRAGMA foreign_keys=OFF; a BEGIN [TRANSACTION] first (after
+// that PRAGMA) and a COMMIT (or END) last that enclose the rest; and a
+// PRAGMA foreign_keys=ON after them. A request already is one transaction,
+// so the framing means what the request means, and its statements are
+// skipped rather than refused as transaction control. Anything else is no
+// framing: a BEGIN without its COMMIT stays refused.
+func Frame(stmts []string) Framing {
+	f := Framing{Skip: map[int]bool{}}
+	first, last := 0, len(stmts)-1
+	if first <= last && framePragmaOff.MatchString(stmts[first]) {
+		f.NoForeignKeys, f.Skip[first] = true, true
+		first++
+	}
+	if last > first && framePragmaOn.MatchString(stmts[last]) && (f.NoForeignKeys ||
+		(frameBegin.MatchString(stmts[first]) && frameCommit.MatchString(stmts[last-1]))) {
+		f.Skip[last] = true
+		last--
+	}
+	if last > first && frameBegin.MatchString(stmts[first]) && frameCommit.MatchString(stmts[last]) {
+		f.Txn, f.Skip[first], f.Skip[last] = true, true, true
+	}
+	if len(f.Skip) == len(stmts) {
+		return Framing{} // framing around nothing: no dump
+	}
+	return f
 }

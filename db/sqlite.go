@@ -58,6 +58,12 @@ type conn struct {
 	// deadline (Unix nanoseconds, 0 for none) stops the running statement
 	// at its next progress check once passed: a write's db_timeout.
 	deadline atomic.Int64
+	// preparing is set while prepare compiles a statement of the caller's,
+	// stepping holds the statement being stepped (0 when none): the
+	// authorizer judges only what SQLite compiles for that statement
+	// (authorize, clientParse).
+	preparing bool
+	stepping  uintptr
 }
 
 var (
@@ -276,7 +282,9 @@ func (c *conn) prepare(sql string) (*stmt, string, error) {
 	ppStmt, ppTail := pp, pp+unsafe.Sizeof(uintptr(0))
 	*(*uintptr)(ptr(ppStmt)) = 0
 	*(*uintptr)(ptr(ppTail)) = 0
+	c.preparing = true
 	rc := sqlite3.Xsqlite3_prepare_v2(c.tls, c.db, z, int32(len(sql)+1), ppStmt, ppTail)
+	c.preparing = false
 	p := *(*uintptr)(ptr(ppStmt))
 	if rc != sqlite3.SQLITE_OK {
 		if p != 0 {
@@ -415,7 +423,10 @@ func (s *stmt) bindValue(idx int32, v wal.Value) error {
 
 // step advances the statement: true when a row is ready.
 func (s *stmt) step() (bool, error) {
-	switch rc := sqlite3.Xsqlite3_step(s.c.tls, s.p); rc {
+	s.c.stepping = s.p
+	rc := sqlite3.Xsqlite3_step(s.c.tls, s.p)
+	s.c.stepping = 0
+	switch rc {
 	case sqlite3.SQLITE_ROW:
 		return true, nil
 	case sqlite3.SQLITE_DONE:
@@ -482,6 +493,52 @@ func (c *conn) setLastInsertID(v int64) {
 // Call it only between statements.
 func (c *conn) setChanges(n int64) {
 	(*sqlite3.Tsqlite3)(ptr(c.db)).FnChange = n
+}
+
+// deferredViolations reports whether the open transaction leaves foreign
+// key constraints violated that SQLite checks only at COMMIT: DEFERRABLE
+// INITIALLY DEFERRED ones (sqlite3_db_status, SQLITE_DBSTATUS_DEFERRED_FKS).
+func (c *conn) deferredViolations() bool {
+	bp := c.tls.Alloc(8)
+	defer c.tls.Free(8)
+	*(*int32)(ptr(bp)), *(*int32)(ptr(bp + 4)) = 0, 0
+	sqlite3.Xsqlite3_db_status(c.tls, c.db, sqlite3.SQLITE_DBSTATUS_DEFERRED_FKS, bp, bp+4, 0)
+	return *(*int32)(ptr(bp)) != 0
+}
+
+// errDeferredFK is SQLite's own error for a deferred foreign key left
+// violated at COMMIT.
+func errDeferredFK() error {
+	return &Error{Code: sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY, Msg: "FOREIGN KEY constraint failed"}
+}
+
+// seedPRNG makes SQLite's own randomness (sqlite3_randomness: the rowid
+// it picks once a table holds the largest one, the names of temporary
+// files) a stream seeded by x, for every connection of the process, until
+// it is called again; 0 gives SQLite's seeding from the operating system
+// back. SQLite's internal PRNG is process-wide, and SQLITE_TESTCTRL_PRNG_SEED
+// is its one way to seed it.
+func seedPRNG(tls *libc.TLS, x uint32) {
+	va := libc.NewVaList(int32(x), uintptr(0))
+	if va == 0 {
+		return
+	}
+	sqlite3.Xsqlite3_test_control(tls, sqlite3.SQLITE_TESTCTRL_PRNG_SEED, va)
+	libc.Xfree(tls, va)
+}
+
+// vacuums reports whether the compiled statement runs VACUUM (or VACUUM
+// INTO): it is the one write that names nothing to the authorizer, so its
+// program is read.
+func (s *stmt) vacuums() bool {
+	v := (*sqlite3.TVdbe)(ptr(s.p))
+	for i := int32(0); i < v.FnOp; i++ {
+		op := (*sqlite3.TVdbeOp)(ptr(v.FaOp + uintptr(i)*unsafe.Sizeof(sqlite3.TVdbeOp{})))
+		if op.Fopcode == sqlite3.OP_Vacuum {
+			return true
+		}
+	}
+	return false
 }
 
 // inTxn reports whether a transaction is open (autocommit is off).

@@ -19,8 +19,10 @@ type prepared struct {
 	dml     bool   // it inserts, updates or deletes rows itself
 	insert  bool   // it inserts rows itself
 	schema  bool   // it creates, alters or drops an object
-	cached  bool
-	elem    *list.Element
+	// analyze and statWrite: see authState.
+	analyze, statWrite bool
+	cached             bool
+	elem               *list.Element
 }
 
 // prepareCached returns sql compiled under policy p, from the conn's cache
@@ -48,11 +50,8 @@ func (c *conn) prepareCached(sql string, p policy) (*prepared, error) {
 		s.finalize()
 		return nil, fmt.Errorf("%w: send one statement at a time, or let walship split the text", ErrMultiple)
 	}
-	pr := &prepared{key: key, s: s, ro: s.readonly(), pragma: c.auth.pragma != "", dml: c.auth.dml,
-		insert: c.auth.insert, schema: c.auth.schema}
-	if !pr.ro {
-		pr.refusal = c.auth.writeRefusal()
-	}
+	pr := &prepared{key: key, s: s}
+	pr.recompiled(c)
 	// Schema statements run once; keep the cache for the statements that
 	// repeat.
 	if !pr.schema && tail == "" {
@@ -72,15 +71,18 @@ func (c *conn) prepareCached(sql string, p policy) (*prepared, error) {
 	return pr, nil
 }
 
-// recompiled updates what pr remembers after SQLite compiled it again
-// while it ran, from what the authorizer (reset before the run) saw then.
+// recompiled sets what pr remembers of its statement from what the
+// authorizer saw while SQLite compiled it: when prepared, or again while it
+// ran (the authorizer is reset before each run).
 func (pr *prepared) recompiled(c *conn) {
+	a := &c.auth
 	pr.ro = pr.s.readonly()
-	pr.pragma = c.auth.pragma != ""
-	pr.dml, pr.insert, pr.schema = c.auth.dml, c.auth.insert, c.auth.schema
+	pr.pragma = a.pragma != ""
+	pr.dml, pr.insert, pr.schema = a.dml, a.insert, a.schema
+	pr.analyze, pr.statWrite = a.analyze, a.statWrite
 	pr.refusal = ""
 	if !pr.ro {
-		pr.refusal = c.auth.writeRefusal()
+		pr.refusal = a.writeRefusal(pr.s.vacuums())
 	}
 }
 

@@ -15,10 +15,21 @@ type Request struct {
 	// Txn makes the request all-or-nothing. Without it, each statement is
 	// atomic on its own and a failed one leaves no trace.
 	Txn bool
+	// NoForeignKeys runs the request with foreign key enforcement off, as
+	// the sqlite3 shell loads a dump that starts with PRAGMA
+	// foreign_keys=OFF. SQLite changes that setting only between
+	// transactions, so such a request runs in a SQLite transaction of its
+	// own (BeginOptions), on every node.
+	NoForeignKeys bool
 	// Timeout, if set, stops a statement that runs longer (ErrTimeout).
 	// Replicas never stop one: a statement stopped on the master is not
 	// logged.
 	Timeout time.Duration
+	// Failed holds, by index in Statements, the statements of a request
+	// without Txn that ended the whole SQLite transaction when the request
+	// ran before (Outcome.Lost): they are not run again, and fail with
+	// that error, alone.
+	Failed map[int]error
 }
 
 // Outcome is what running a Request in a Tx did.
@@ -33,10 +44,15 @@ type Outcome struct {
 	// Err is set when a Txn request failed (the failed statement's error).
 	Err error
 	// TxnLost is set when a statement ended the whole SQLite transaction
-	// (INSERT OR ROLLBACK, RAISE(ROLLBACK), an I/O error): every request
-	// run in this Tx before is undone too, and must be run again in a new
-	// one. This request has failed.
+	// (INSERT OR ROLLBACK, RAISE(ROLLBACK), an interrupt, an I/O error):
+	// every request run in this Tx before is undone too, and must be run
+	// again in a new one. A request with Txn has failed. A request
+	// without Txn has not: its statement Lost fails alone, and the request
+	// runs again with it in Request.Failed.
 	TxnLost bool
+	// Lost is the index of the statement that ended the transaction, for
+	// a request without Txn; -1 otherwise.
+	Lost int
 }
 
 // errTxnLost is the error of a request run after an earlier one ended the
@@ -47,10 +63,17 @@ var errTxnLost = errors.New("run: the transaction was ended by an earlier statem
 type Tx struct {
 	d    *DB
 	done bool
+	// noFK is set when the transaction runs with foreign key enforcement
+	// off; it is turned on again when the transaction ends.
+	noFK bool
 }
 
 // Begin opens the writer's transaction, waiting for the previous one to end.
-func (d *DB) Begin() (*Tx, error) {
+func (d *DB) Begin() (*Tx, error) { return d.BeginOptions(false) }
+
+// BeginOptions opens the writer's transaction; noForeignKeys turns foreign
+// key enforcement off for this transaction alone.
+func (d *DB) BeginOptions(noForeignKeys bool) (*Tx, error) {
 	if d.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -60,98 +83,163 @@ func (d *DB) Begin() (*Tx, error) {
 		d.wmu.Unlock()
 		return nil, ErrClosed
 	}
+	tx := &Tx{d: d, noFK: noForeignKeys}
+	if noForeignKeys {
+		// A flag PRAGMA acts when it is compiled: prepared anew each
+		// time. It expires every prepared statement, which SQLite then
+		// compiles again without (and after, with) the checks.
+		d.w.auth.reset(policyInternal)
+		if err := d.w.exec("PRAGMA foreign_keys=OFF"); err != nil {
+			d.wmu.Unlock()
+			return nil, fmt.Errorf("begin: %w", err)
+		}
+	}
 	if err := d.w.execCached("BEGIN IMMEDIATE"); err != nil {
+		tx.restore()
 		d.wmu.Unlock()
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &Tx{d: d}, nil
+	return tx, nil
+}
+
+// restore turns foreign key enforcement on again after a transaction
+// without it.
+func (tx *Tx) restore() {
+	if tx.noFK {
+		tx.d.w.auth.reset(policyInternal)
+		if err := tx.d.w.exec("PRAGMA foreign_keys=ON"); err != nil {
+			tx.d.logger.Error("turning foreign keys on again failed", "err", err)
+		}
+		tx.noFK = false
+	}
 }
 
 // startEntry clears what SQLite carries from one statement to the next, so
 // that an entry sees no trace of the entries before it: last_insert_rowid()
 // and changes() are 0.
-func (c *conn) startEntry() error {
+func (c *conn) startEntry() {
 	c.setLastInsertID(0)
 	c.setChanges(0)
-	return nil
 }
 
 // Run runs req with "now" pinned at ms and random values drawn from seed.
 func (tx *Tx) Run(req Request, ms int64, seed uint64) Outcome {
 	w := tx.d.w
-	var out Outcome
 	if tx.done {
-		out.Err = fmt.Errorf("run: %w", ErrClosed)
-		return out
+		return Outcome{Err: fmt.Errorf("run: %w", ErrClosed), Lost: -1}
 	}
 	if !w.inTxn() {
 		// An earlier request ended the transaction: running this one
 		// now would commit each statement on its own, outside the batch.
-		out.Err, out.TxnLost = errTxnLost, true
+		return Outcome{Err: errTxnLost, TxnLost: true, Lost: -1}
+	}
+	return w.runRequest(req, ms, seed, policyWrite)
+}
+
+// runRequest runs req in the writer's open transaction, under policy p:
+// policyWrite for a request the master accepts, policyApply for a logged
+// entry. Master and replicas run an entry alike, with the same savepoints
+// around the same statements (one around a request with Txn, one around
+// each statement of one without), because modules such as FTS5 write what
+// they hold in memory when a savepoint opens or ends: the same boundaries
+// make them store the same bytes on every node.
+//
+// With policyApply every statement must succeed: the first failure ends the
+// run, with Outcome.Err set and its Result last.
+func (c *conn) runRequest(req Request, ms int64, seed uint64, p policy) Outcome {
+	out := Outcome{Lost: -1}
+	apply := p == policyApply
+	// lost ends the run when statement i ended the whole transaction.
+	lost := func(i int, err error) Outcome {
+		out.TxnLost, out.Logged, out.Err = true, nil, err
+		if !req.Txn {
+			out.Lost = i
+		}
 		return out
 	}
-	if err := w.startEntry(); err != nil {
-		out.Err, out.TxnLost = err, !w.inTxn()
-		return out
-	}
+	c.startEntry()
 	if req.Txn {
-		if err := w.execCached("SAVEPOINT walship_request"); err != nil {
-			out.Err, out.TxnLost = err, !w.inTxn()
+		if err := c.execCached("SAVEPOINT walship_request"); err != nil {
+			if !c.inTxn() {
+				return lost(0, err)
+			}
+			out.Err = err
 			return out
 		}
 	}
-	for _, st := range req.Statements {
+	for i, st := range req.Statements {
+		if err, ok := req.Failed[i]; ok && !req.Txn {
+			out.Results = append(out.Results, Result{Err: err})
+			continue
+		}
 		if !req.Txn {
-			if err := w.execCached("SAVEPOINT walship_statement"); err != nil {
-				out.Err, out.TxnLost = err, !w.inTxn()
-				return out
+			if err := c.execCached("SAVEPOINT walship_statement"); err != nil {
+				out.Results = append(out.Results, Result{Err: err})
+				if !c.inTxn() {
+					return lost(i, err)
+				}
+				if apply {
+					out.Err = err
+					return out
+				}
+				continue
 			}
 		}
 		// A failed statement is not logged, so a replica never runs it:
 		// what it did to last_insert_rowid() and changes() is undone
 		// with its rows.
-		lastID, nchanges := w.lastInsertID(), w.changes()
+		lastID, nchanges := c.lastInsertID(), c.changes()
 		if req.Timeout > 0 {
-			w.deadline.Store(time.Now().Add(req.Timeout).UnixNano())
+			c.deadline.Store(time.Now().Add(req.Timeout).UnixNano())
 		}
-		res, changed, err := w.run(st, policyWrite, true, ms, seed)
+		res, changed, err := c.run(st, p, true, ms, seed)
 		if req.Timeout > 0 {
-			if err != nil && time.Now().UnixNano() > w.deadline.Load() {
+			if err != nil && time.Now().UnixNano() > c.deadline.Load() {
 				err = fmt.Errorf("%w: %w", ErrTimeout, err)
 			}
-			w.deadline.Store(0)
+			c.deadline.Store(0)
+		}
+		if err == nil && !req.Txn && c.inTxn() && c.deferredViolations() {
+			// SQLite checks a deferred foreign key only at COMMIT, after
+			// the log append: a statement on its own is committed now.
+			err = errDeferredFK()
 		}
 		if err != nil {
-			res = Result{Err: err}
-			out.Results = append(out.Results, res)
-			if !w.inTxn() {
-				out.Err, out.TxnLost, out.Logged = err, true, nil
-				return out
+			out.Results = append(out.Results, Result{Err: err})
+			if !c.inTxn() {
+				return lost(i, err)
 			}
 			if req.Txn {
 				out.Err, out.Logged = err, nil
-				if rerr := w.execCached("ROLLBACK TO walship_request"); rerr == nil {
-					rerr = w.execCached("RELEASE walship_request")
+				if rerr := c.execCached("ROLLBACK TO walship_request"); rerr == nil {
+					_ = c.execCached("RELEASE walship_request")
 				}
-				if !w.inTxn() {
-					out.TxnLost = true
+				if !c.inTxn() {
+					return lost(i, err)
 				}
 				return out
 			}
-			if rerr := w.execCached("ROLLBACK TO walship_statement"); rerr == nil {
-				_ = w.execCached("RELEASE walship_statement")
+			if rerr := c.execCached("ROLLBACK TO walship_statement"); rerr == nil {
+				_ = c.execCached("RELEASE walship_statement")
 			}
-			if !w.inTxn() {
-				out.Err, out.TxnLost, out.Logged = err, true, nil
+			if !c.inTxn() {
+				return lost(i, err)
+			}
+			c.setLastInsertID(lastID)
+			c.setChanges(nchanges)
+			if apply {
+				out.Err = err
 				return out
 			}
-			w.setLastInsertID(lastID)
-			w.setChanges(nchanges)
 			continue
 		}
 		if !req.Txn {
-			if err := w.execCached("RELEASE walship_statement"); err != nil {
-				out.Err, out.TxnLost = err, !w.inTxn()
+			if err := c.execCached("RELEASE walship_statement"); err != nil {
+				out.Results = append(out.Results, Result{Err: err})
+				if !c.inTxn() {
+					return lost(i, err)
+				}
+				out.Err = err
 				return out
 			}
 		}
@@ -161,9 +249,25 @@ func (tx *Tx) Run(req Request, ms int64, seed uint64) Outcome {
 		}
 	}
 	if req.Txn {
-		if err := w.execCached("RELEASE walship_request"); err != nil {
-			out.Err, out.TxnLost = err, !w.inTxn()
-			out.Logged = nil
+		var err error
+		if c.deferredViolations() {
+			// The request is the transaction: a deferred foreign key it
+			// leaves violated fails it, as COMMIT would.
+			err = errDeferredFK()
+			if n := len(out.Results); n > 0 {
+				out.Results[n-1] = Result{Err: err}
+			}
+			if rerr := c.execCached("ROLLBACK TO walship_request"); rerr == nil {
+				_ = c.execCached("RELEASE walship_request")
+			}
+		} else {
+			err = c.execCached("RELEASE walship_request")
+		}
+		if err != nil {
+			out.Err, out.Logged = err, nil
+			if !c.inTxn() {
+				return lost(len(req.Statements)-1, err)
+			}
 		}
 	}
 	return out
@@ -178,6 +282,7 @@ func (tx *Tx) Commit(logID string, applied uint64) error {
 	}
 	tx.done = true
 	defer tx.d.wmu.Unlock()
+	defer tx.restore()
 	w := tx.d.w
 	if err := w.setPosition(logID, applied); err != nil {
 		_ = w.execCached("ROLLBACK")
@@ -199,6 +304,7 @@ func (tx *Tx) Rollback() error {
 	}
 	tx.done = true
 	defer tx.d.wmu.Unlock()
+	defer tx.restore()
 	if !tx.d.w.inTxn() {
 		return nil
 	}
@@ -259,15 +365,30 @@ func (c *conn) execCached(sql string) error {
 }
 
 // Apply applies entries, which must follow the applied index without a gap,
-// in one SQLite transaction, and records the last one's index. Every
+// and records the last one's index: in one SQLite transaction, but for an
+// entry without foreign key enforcement, which gets one of its own. Every
 // statement of an entry succeeded on the master, so a failure means this
-// database's history differs: nothing is applied and the error is an
-// *ApplyError.
+// database's history differs: the failed entry's transaction is rolled back
+// and the error is an *ApplyError (the entries before it may stay applied).
 func (d *DB) Apply(logID string, entries []*wal.Entry) error {
-	if len(entries) == 0 {
-		return nil
+	for len(entries) > 0 {
+		n := 1
+		if !entries[0].NoForeignKeys {
+			for n < len(entries) && !entries[n].NoForeignKeys {
+				n++
+			}
+		}
+		if err := d.applyTx(logID, entries[:n]); err != nil {
+			return err
+		}
+		entries = entries[n:]
 	}
-	tx, err := d.Begin()
+	return nil
+}
+
+// applyTx applies entries in one SQLite transaction.
+func (d *DB) applyTx(logID string, entries []*wal.Entry) error {
+	tx, err := d.BeginOptions(entries[0].NoForeignKeys)
 	if err != nil {
 		return err
 	}
@@ -283,13 +404,9 @@ func (d *DB) Apply(logID string, entries []*wal.Entry) error {
 		if e.Index != next {
 			return fmt.Errorf("%w: applied index %d, next entry %d", ErrGap, next-1, e.Index)
 		}
-		if err := w.startEntry(); err != nil {
-			return &ApplyError{Index: e.Index, Err: err}
-		}
-		for i, st := range e.Statements {
-			if _, _, err := w.run(st, policyWrite, true, e.Time, e.Seed); err != nil {
-				return &ApplyError{Index: e.Index, Pos: i, Err: err}
-			}
+		out := w.runRequest(Request{Statements: e.Statements, Txn: e.Txn}, e.Time, e.Seed, policyApply)
+		if out.Err != nil {
+			return &ApplyError{Index: e.Index, Pos: max(len(out.Results)-1, 0), Err: out.Err}
 		}
 		next++
 	}

@@ -7,6 +7,14 @@
 // stopped by Close. It alone uses the database's writer connection and
 // appends to the log. Feed handlers run on the HTTP server's goroutines and
 // only read the log.
+//
+// # Halted
+//
+// When SQLite cannot apply what the log already holds (a COMMIT that fails
+// after the append, an entry that fails to replay at start), the master
+// does not stop and does not apply anything past it: it halts. It answers
+// every write with ErrHalted and the reason, keeps serving reads and the
+// feed, and retries applying its log, with backoff, until that works.
 package master
 
 import (
@@ -35,6 +43,9 @@ var (
 	// ErrAppend is returned when the log append failed: nothing of the
 	// batch was written.
 	ErrAppend = errors.New("log append failed; nothing was written")
+	// ErrHalted is returned for a write while the master is halted: SQLite
+	// could not apply entries the log holds (see Master.Err for why).
+	ErrHalted = errors.New("writes are stopped")
 )
 
 // Config configures a Master.
@@ -75,8 +86,11 @@ type Master struct {
 
 	mu     sync.Mutex
 	slaves map[string]*slaveProgress
-	fatal  error
+	halted error         // why writes are stopped; nil while the master writes
 	done   chan struct{} // closed when the writer stops
+	// commitHook, if set (tests), runs before SQLite commits an appended
+	// batch; an error fails that commit as SQLite would.
+	commitHook func() error
 	// published is closed, and replaced, once the writer has answered the
 	// requests of an append: feed long-polls wake then, not while the
 	// writer still commits SQLite and answers (on few cores the slaves'
@@ -133,8 +147,15 @@ func Open(log *wal.Log, database *db.DB, cfg Config) (*Master, error) {
 	}
 	m := &Master{cfg: cfg, log: log, db: database, queue: make(chan *pending, 4*cfg.MaxBatch),
 		slaves: make(map[string]*slaveProgress), done: make(chan struct{}), published: make(chan struct{})}
-	if err := m.recover(); err != nil {
+	if err := m.check(); err != nil {
 		return nil, err
+	}
+	if err := m.replay(); err != nil {
+		if errors.Is(err, wal.ErrCorrupt) {
+			// A damaged log is the operator's to mend: say so and stop.
+			return nil, fmt.Errorf("refusing to start: %w", err)
+		}
+		m.halt(err)
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.wg.Add(1)
@@ -142,9 +163,9 @@ func Open(log *wal.Log, database *db.DB, cfg Config) (*Master, error) {
 	return m, nil
 }
 
-// recover refuses a database that follows another log or is ahead of the
-// log, then applies the entries after the database's applied index.
-func (m *Master) recover() error {
+// check refuses a database that follows another log or is ahead of the
+// log: starting would merge two histories.
+func (m *Master) check() error {
 	logID, applied := m.db.LogID(), m.db.AppliedIndex()
 	if logID != "" && logID != m.log.ID() {
 		return fmt.Errorf("refusing to start: the database %s follows log %s, but the log %s is log %s (another history); restore the matching log.db or start from an empty data directory",
@@ -158,6 +179,12 @@ func (m *Master) recover() error {
 	if applied < m.log.FirstIndex()-1 {
 		return fmt.Errorf("refusing to start: the database applied index %d, but the log starts at %d", applied, m.log.FirstIndex())
 	}
+	return nil
+}
+
+// replay applies the log's entries after the database's applied index.
+func (m *Master) replay() error {
+	applied, last := m.db.AppliedIndex(), m.log.LastIndex()
 	if applied == last {
 		return nil
 	}
@@ -176,6 +203,15 @@ func (m *Master) recover() error {
 	return nil
 }
 
+// halt stops writes: SQLite could not apply what the log holds.
+func (m *Master) halt(err error) {
+	m.mu.Lock()
+	m.halted = err
+	m.mu.Unlock()
+	m.cfg.Logger.Error("writes stopped: SQLite cannot apply entries the log holds; reads and the feed go on, applying is retried",
+		"err", err, "applied_index", m.db.AppliedIndex(), "last_index", m.log.LastIndex())
+}
+
 // Close stops the writer; requests still queued are answered ErrStopped.
 func (m *Master) Close() error {
 	m.cancel()
@@ -186,11 +222,12 @@ func (m *Master) Close() error {
 // Done is closed when the writer has stopped, by Close or by a fatal error.
 func (m *Master) Done() <-chan struct{} { return m.done }
 
-// Err returns the fatal error that stopped the master, if any.
+// Err returns why the master is halted (writes stopped), nil while it
+// writes.
 func (m *Master) Err() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.fatal
+	return m.halted
 }
 
 // Execute queues req for the writer and waits for its answer.
@@ -227,36 +264,82 @@ func randomSeed() uint64 {
 }
 
 // run is the writer: it takes every queued request, up to MaxBatch, and
-// commits them together.
+// commits them together. A request without foreign key enforcement is
+// committed on its own (SQLite changes that setting only between
+// transactions).
 func (m *Master) run() {
 	defer close(m.done)
 	batch := make([]*pending, 0, m.cfg.MaxBatch)
+	var held *pending // taken from the queue, for the next batch
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	backoff := 100 * time.Millisecond
 	for {
-		select {
-		case <-m.ctx.Done():
-			m.drain(ErrStopped)
-			return
-		case p := <-m.queue:
-			batch = append(batch[:0], p)
+		if m.Err() != nil {
+			retry.Reset(backoff)
+			select {
+			case <-m.ctx.Done():
+				m.drain(ErrStopped)
+				return
+			case p := <-m.queue:
+				p.resp <- Result{Err: m.haltedErr()}
+			case <-retry.C:
+				if err := m.replay(); err != nil {
+					m.mu.Lock()
+					m.halted = err
+					m.mu.Unlock()
+					backoff = min(2*backoff, 30*time.Second)
+					continue
+				}
+				m.mu.Lock()
+				m.halted = nil
+				m.mu.Unlock()
+				backoff = 100 * time.Millisecond
+				m.cfg.Logger.Info("writes resumed: the log is applied", "applied_index", m.db.AppliedIndex())
+			}
+			if held != nil {
+				held.resp <- Result{Err: m.haltedErr()}
+				held = nil
+			}
+			retry.Stop()
+			continue
+		}
+		if held != nil {
+			batch, held = append(batch[:0], held), nil
+		} else {
+			select {
+			case <-m.ctx.Done():
+				m.drain(ErrStopped)
+				return
+			case p := <-m.queue:
+				batch = append(batch[:0], p)
+			}
 		}
 	more:
-		for len(batch) < m.cfg.MaxBatch {
+		for len(batch) < m.cfg.MaxBatch && !batch[0].req.NoForeignKeys {
 			select {
 			case p := <-m.queue:
+				if p.req.NoForeignKeys {
+					held = p
+					break more
+				}
 				batch = append(batch, p)
 			default:
 				break more
 			}
 		}
 		if err := m.commit(batch); err != nil {
-			m.mu.Lock()
-			m.fatal = err
-			m.mu.Unlock()
-			m.cfg.Logger.Error("fatal: stopping the master; the log holds the batch and will be replayed at start", "err", err)
-			m.drain(ErrStopped)
-			return
+			m.halt(err)
 		}
 	}
+}
+
+// haltedErr is the answer to a write while the master is halted.
+func (m *Master) haltedErr() error {
+	if err := m.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrHalted, err)
+	}
+	return ErrHalted
 }
 
 func (m *Master) drain(err error) {
@@ -273,12 +356,16 @@ func (m *Master) drain(err error) {
 // commit runs one batch: every request in one SQLite transaction with a
 // savepoint each, the successful ones appended to the log in one update (one
 // fsync), then SQLite committed. SQLite never commits before the log's
-// fsync. The returned error is fatal.
+// fsync. A statement that ends the whole transaction (OR ROLLBACK,
+// RAISE(ROLLBACK), an interrupt) fails its request (with Txn) or itself
+// (without), and the batch runs again in a new transaction with the same
+// time and seeds. The returned error means SQLite did not commit what the
+// log now holds: the master must halt.
 func (m *Master) commit(batch []*pending) error {
 	todo := batch
 	for len(todo) > 0 {
 		started := time.Now()
-		tx, err := m.db.Begin()
+		tx, err := m.db.BeginOptions(todo[0].req.NoForeignKeys)
 		if err != nil {
 			for _, p := range todo {
 				p.resp <- Result{Err: fmt.Errorf("begin: %w", err)}
@@ -295,10 +382,20 @@ func (m *Master) commit(batch []*pending) error {
 			}
 		}
 		if lost >= 0 {
-			// The statement ended the whole transaction: this request
-			// fails, the others run again, with the same time and seed.
 			_ = tx.Rollback()
-			todo[lost].resp <- Result{Outcome: outs[lost], Index: m.db.AppliedIndex()}
+			p, out := todo[lost], outs[lost]
+			if out.Lost >= 0 && out.Lost < len(p.req.Statements) {
+				// The statement fails alone; the request runs again
+				// without it, and so do the others.
+				if p.req.Failed == nil {
+					p.req.Failed = make(map[int]error)
+				}
+				p.req.Failed[out.Lost] = out.Err
+				continue
+			}
+			// The request is all-or-nothing: it fails, the others run
+			// again.
+			p.resp <- Result{Outcome: out, Index: m.db.AppliedIndex()}
 			todo = append(todo[:lost:lost], todo[lost+1:]...)
 			continue
 		}
@@ -313,7 +410,7 @@ func (m *Master) commit(batch []*pending) error {
 			index++
 			indexes[i] = index
 			entries = append(entries, &wal.Entry{Index: index, Epoch: m.log.Epoch(), Time: p.ms, Seed: p.seed,
-				Txn: p.req.Txn, Statements: outs[i].Logged})
+				Txn: p.req.Txn, NoForeignKeys: p.req.NoForeignKeys, Statements: outs[i].Logged})
 		}
 		if len(entries) == 0 {
 			_ = tx.Rollback()
@@ -332,7 +429,15 @@ func (m *Master) commit(batch []*pending) error {
 			return nil
 		}
 		appended := time.Now()
-		cerr := tx.Commit(m.log.ID(), index)
+		var cerr error
+		if m.commitHook != nil {
+			if cerr = m.commitHook(); cerr != nil {
+				_ = tx.Rollback()
+			}
+		}
+		if cerr == nil {
+			cerr = tx.Commit(m.log.ID(), index)
+		}
 		committed := time.Now()
 		m.cfg.Logger.Debug("group commit", "requests", len(todo), "entries", len(entries), "last", index,
 			"run", ran.Sub(started), "append", appended.Sub(ran), "commit", committed.Sub(appended))
@@ -340,7 +445,7 @@ func (m *Master) commit(batch []*pending) error {
 			m.cfg.OnCommit(len(todo), len(entries), appended.Sub(ran), ran.Sub(started)+committed.Sub(appended))
 		}
 		// The entries are durable in the log: they are written, whatever
-		// SQLite says now, and replayed at start if it failed.
+		// SQLite says now, and applied again from the log if it failed.
 		for i, p := range todo {
 			p.resp <- Result{Outcome: outs[i], Index: indexes[i]}
 		}

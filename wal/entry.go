@@ -87,6 +87,10 @@ type Entry struct {
 	// statement was atomic on its own, and only those that succeeded were
 	// logged.
 	Txn bool
+	// NoForeignKeys applies the entry with foreign key enforcement off, in
+	// a SQLite transaction of its own (a dump loaded after PRAGMA
+	// foreign_keys=OFF).
+	NoForeignKeys bool
 	// Statements are applied in order.
 	Statements []Statement
 }

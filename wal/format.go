@@ -73,7 +73,7 @@ func decodeUint64(b []byte) (uint64, error) {
 //	epoch        u64
 //	time         i64  (Unix ms)
 //	seed         u64
-//	flags        u8   bit 0 = Txn; the other bits must be 0
+//	flags        u8   bit 0 = Txn, bit 1 = NoForeignKeys; the other bits must be 0
 //	statements   uvarint count, then per statement:
 //	  pos        uvarint (<= MaxUint32)
 //	  sql        uvarint length + bytes
@@ -97,8 +97,11 @@ const (
 	// minEntrySize is the size of an entry without statements.
 	minEntrySize = entryHeaderSize + 1 + entryCRCSize
 
-	// flagTxn is the flags bit of Entry.Txn.
-	flagTxn byte = 1 << 0
+	// flagTxn is the flags bit of Entry.Txn, flagNoFK of
+	// Entry.NoForeignKeys. An entry with a bit a reader does not know is
+	// refused, never applied without it.
+	flagTxn  byte = 1 << 0
+	flagNoFK byte = 1 << 1
 
 	// minStatementSize is the least a statement takes: pos, sql length and
 	// param count, one byte each. minParamSize: name length and kind.
@@ -133,6 +136,9 @@ func (e *Entry) AppendBinary(b []byte) ([]byte, error) {
 	var flags byte
 	if e.Txn {
 		flags |= flagTxn
+	}
+	if e.NoForeignKeys {
+		flags |= flagNoFK
 	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(e.Statements)))
@@ -303,10 +309,11 @@ func decodeEntry(e *Entry, data []byte, dec *Decoder) error {
 	e.Time = int64(binary.BigEndian.Uint64(body[17:]))
 	e.Seed = binary.BigEndian.Uint64(body[25:])
 	flags := body[33]
-	if flags&^flagTxn != 0 {
+	if flags&^(flagTxn|flagNoFK) != 0 {
 		return fmt.Errorf("unknown flags %#02x", flags)
 	}
 	e.Txn = flags&flagTxn != 0
+	e.NoForeignKeys = flags&flagNoFK != 0
 
 	d := decoder{b: body, off: entryHeaderSize}
 	n, err := d.count("statement count", minStatementSize)

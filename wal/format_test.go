@@ -256,7 +256,7 @@ func corruptFixtures(golden []byte) map[string][]byte {
 	badVersion := bytes.Clone(body)
 	badVersion[0] = 2
 	badFlags := bytes.Clone(body)
-	badFlags[33] = 0x03
+	badFlags[33] = 0x07
 	nullParam, _ := (&Entry{Index: 1, Epoch: 1, Statements: []Statement{{SQL: "x", Params: []Param{{Value: Null()}}}}}).MarshalBinary()
 	badKind := bytes.Clone(nullParam[:len(nullParam)-entryCRCSize])
 	badKind[len(badKind)-1] = 9
@@ -283,7 +283,7 @@ func TestEntryCorrupt(t *testing.T) {
 		"truncated.bin":          "checksum mismatch",
 		"truncated-header.bin":   "20 bytes, an entry takes at least 39",
 		"bad-version.bin":        "unknown version 2",
-		"bad-flags.bin":          "unknown flags 0x03",
+		"bad-flags.bin":          "unknown flags 0x07",
 		"bad-kind.bin":           "unknown value kind 9",
 		"trailing-bytes.bin":     "1 trailing bytes",
 		"non-minimal-varint.bin": "non-minimal varint",

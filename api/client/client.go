@@ -231,5 +231,6 @@ func statusError(resp *http.Response) error {
 	if json.Unmarshal(b, &er) != nil || er.Error == "" {
 		er.Error = strings.TrimSpace(string(b))
 	}
-	return &StatusError{Status: resp.StatusCode, Msg: er.Error, Master: er.Master}
+	return &StatusError{Status: resp.StatusCode, Msg: er.Error, Master: er.Master,
+		SQLiteCode: er.SQLiteCode, SQLiteExtendedCode: er.SQLiteExtendedCode}
 }

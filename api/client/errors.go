@@ -30,6 +30,9 @@ type StatusError struct {
 	Msg    string
 	// Master is the master's URL, when a slave named it.
 	Master string
+	// SQLiteCode and SQLiteExtendedCode are SQLite's primary and extended
+	// result codes, when SQLite refused the statement; 0 otherwise.
+	SQLiteCode, SQLiteExtendedCode int
 }
 
 func (e *StatusError) Error() string {

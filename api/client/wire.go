@@ -45,6 +45,11 @@ type ErrorResponse struct {
 	Error string `json:"error"`
 	// Master is the master's URL, on a slave's 403 for a schema statement.
 	Master string `json:"master,omitempty"`
+	// SQLiteCode and SQLiteExtendedCode are SQLite's primary and extended
+	// result codes when SQLite refused a statement (19 and 2067 for a
+	// UNIQUE constraint), absent otherwise.
+	SQLiteCode         int `json:"sqlite_code,omitempty"`
+	SQLiteExtendedCode int `json:"sqlite_extended_code,omitempty"`
 }
 
 // SlaveStatus is one slave as the master last heard of it.

@@ -69,10 +69,6 @@ Try:
 `, nodes[1].URL())
 	}
 	fmt.Fprintf(stdout, "  curl -s %s/log/status\n\nPress Ctrl-C to stop.\n", m.URL())
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-m.Done():
-		return m.Err()
-	}
+	<-ctx.Done()
+	return nil
 }

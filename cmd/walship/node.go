@@ -129,22 +129,6 @@ func (n *Node) PprofURL() string {
 // URL returns the node's advertised URL.
 func (n *Node) URL() string { return n.server.URL() }
 
-// Done is closed when the node stops by itself (a fatal error of the master).
-func (n *Node) Done() <-chan struct{} {
-	if n.master != nil {
-		return n.master.Done()
-	}
-	return nil
-}
-
-// Err returns the error that stopped the node by itself, if any.
-func (n *Node) Err() error {
-	if n.master != nil {
-		return n.master.Err()
-	}
-	return nil
-}
-
 // Close stops serving, then the role, then closes the files.
 func (n *Node) Close() error {
 	var errs []error
@@ -213,17 +197,12 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
-// serve runs a node until ctx is done or the node stops by itself.
+// serve runs a node until ctx is done. A master that cannot apply its
+// log does not stop: it halts writes and keeps serving (master.ErrHalted).
 func serve(ctx context.Context, n *Node, logger *slog.Logger) error {
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-		return n.Close()
-	case <-n.Done():
-		err := n.Err()
-		n.Close()
-		return err
-	}
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return n.Close()
 }
 
 func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
