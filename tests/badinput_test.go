@@ -65,7 +65,7 @@ func TestBadInput(t *testing.T) {
 		{"query of a write", query(`DELETE FROM t`), 400, nil},
 		{"query of an INSERT RETURNING", query(`INSERT INTO t (name) VALUES ('q') RETURNING id`), 400, nil},
 		{"BEGIN", exec(`BEGIN`), 400, nil},
-		{"BEGIN … COMMIT", exec(`BEGIN; INSERT INTO t (name) VALUES ('zz'); COMMIT`), 400, nil},
+		{"BEGIN without COMMIT", exec(`BEGIN; INSERT INTO t (name) VALUES ('zz')`), 400, nil},
 		{"COMMIT", exec(`COMMIT`), 400, nil},
 		{"SAVEPOINT", exec(`SAVEPOINT sp`), 400, nil},
 		{"ATTACH", exec(`ATTACH DATABASE '` + attached + `' AS other`), 400, nil},
