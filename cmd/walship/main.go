@@ -23,6 +23,7 @@ Usage:
   walship exec [flags] SQL [P…]   send a write to a node and print the answer
   walship query [flags] SQL [P…]  send a read to a node and print the answer
   walship shell [flags] [URL]     an interactive SQL shell on a node
+  walship load [flags] FILE.sql   load an SQL file (a sqlite3 .dump) in all-or-nothing chunks
   walship status [flags] [URL]    the cluster at a glance: nodes, roles, applied index, lag
   walship show [flags] [TABLE…]   every node's tables side by side, differences marked
   walship bench MODE [flags]      load a cluster: write, read, lag, catchup, ceiling, raw
@@ -87,6 +88,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSend(ctx, cmd, rest, stdout, stderr)
 	case "shell":
 		return runShell(ctx, rest, os.Stdin, stdout, stderr)
+	case "load":
+		return runLoadFile(ctx, rest, os.Stdin, stdout, stderr)
 	case "status":
 		return runStatus(ctx, rest, stdout, stderr)
 	case "show":

@@ -43,6 +43,7 @@ const shellHelp = `Statements end with ';' and may span lines. Shell commands:
   .nodes              the cluster's members (GET /nodes)
   .mode [table|json|csv]  how results print (json: the node's answer as it came)
   .timer on|off       print each statement's elapsed time
+  .read FILE          run an SQL file (a sqlite3 .dump) in all-or-nothing chunks, as walship load does
   .help               this text
   .quit, .exit        leave (so does Ctrl-D)
 `
@@ -436,7 +437,7 @@ func isWriteInQuery(err error) bool {
 }
 
 // dotCommands are the shell's own commands, for .help and completion.
-var dotCommands = []string{".exit", ".help", ".indexes", ".mode", ".nodes", ".quit", ".schema", ".status", ".tables", ".timer"}
+var dotCommands = []string{".exit", ".help", ".indexes", ".mode", ".nodes", ".quit", ".read", ".schema", ".status", ".tables", ".timer"}
 
 // completeDot completes a shell command's name on Tab.
 func completeDot(line string) []string {
@@ -488,6 +489,17 @@ func (sh *shell) dot(ctx context.Context, line string) (quit bool, err error) {
 		}
 		sh.timer = args[0] == "on"
 		return false, nil
+	case ".read":
+		if len(args) != 1 {
+			return false, errors.New("usage: .read FILE")
+		}
+		text, err := os.ReadFile(args[0])
+		if err != nil {
+			return false, err
+		}
+		// Not bound by the statement timeout: a load may take long.
+		l := &loader{c: sh.c, out: sh.out, progress: sh.out, chunk: 1000, chunkBytes: 4 << 20}
+		return false, l.load(ctx, args[0], string(text), 1)
 	}
 	ctx, cancel := sh.statementContext(ctx)
 	defer cancel()
