@@ -132,17 +132,20 @@ func (q *quietTB) record(msg string) {
 		q.failed, q.msg = true, msg
 	}
 }
-func (q *quietTB) Helper()                          {}
+func (q *quietTB) Helper()                           {}
 func (q *quietTB) Errorf(format string, args ...any) { q.record(fmt.Sprintf(format, args...)) }
 func (q *quietTB) Error(args ...any)                 { q.record(fmt.Sprint(args...)) }
-func (q *quietTB) Fatalf(format string, args ...any) { q.record(fmt.Sprintf(format, args...)); runtime.Goexit() }
-func (q *quietTB) Fatal(args ...any)                 { q.record(fmt.Sprint(args...)); runtime.Goexit() }
-func (q *quietTB) FailNow()                          { q.record("FailNow"); runtime.Goexit() }
-func (q *quietTB) Fail()                             { q.record("Fail") }
-func (q *quietTB) Failed() bool                      { q.mu.Lock(); defer q.mu.Unlock(); return q.failed }
-func (q *quietTB) Log(args ...any)                   {}
-func (q *quietTB) Logf(format string, args ...any)   {}
-func (q *quietTB) Cleanup(f func())                  { q.cleanups = append(q.cleanups, f) }
+func (q *quietTB) Fatalf(format string, args ...any) {
+	q.record(fmt.Sprintf(format, args...))
+	runtime.Goexit()
+}
+func (q *quietTB) Fatal(args ...any)               { q.record(fmt.Sprint(args...)); runtime.Goexit() }
+func (q *quietTB) FailNow()                        { q.record("FailNow"); runtime.Goexit() }
+func (q *quietTB) Fail()                           { q.record("Fail") }
+func (q *quietTB) Failed() bool                    { q.mu.Lock(); defer q.mu.Unlock(); return q.failed }
+func (q *quietTB) Log(args ...any)                 {}
+func (q *quietTB) Logf(format string, args ...any) {}
+func (q *quietTB) Cleanup(f func())                { q.cleanups = append(q.cleanups, f) }
 func (q *quietTB) TempDir() string {
 	d, err := os.MkdirTemp(q.dir, "run-")
 	if err != nil {
@@ -524,7 +527,7 @@ func decodeSeed(req gRequest, status int, b []byte) (*reqResult, error) {
 		return out, nil
 	}
 	var res struct {
-		RowsAffected *int64  `json:"rows_affected"`
+		RowsAffected *int64   `json:"rows_affected"`
 		Columns      []string `json:"columns"`
 		Values       [][]any  `json:"values"`
 	}

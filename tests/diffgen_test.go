@@ -77,7 +77,7 @@ func (r gRequest) String() string {
 
 // mCol and mTable are the model of the reference's schema.
 type mCol struct {
-	name, decl string
+	name, decl  string
 	pk, notNull bool
 	generated   bool
 	volatile    bool
@@ -139,7 +139,7 @@ func (g *gen) name(prefix string) string {
 	return fmt.Sprintf("%s%d", prefix, g.n)
 }
 
-func (g *gen) pick(n int) int { return g.rng.IntN(n) }
+func (g *gen) pick(n int) int        { return g.rng.IntN(n) }
 func (g *gen) chance(p float64) bool { return g.rng.Float64() < p }
 
 func pickOne[T any](g *gen, xs []T) T { return xs[g.rng.IntN(len(xs))] }
@@ -795,7 +795,9 @@ func (g *gen) selectStmt() gStmt {
 		return gStmt{SQL: "SELECT 1 AS one, typeof(1.5) AS t", Kind: 'r', Rows: true}
 	}
 	t := pickOne(g, ts)
-	read := func(sql string, volatile bool) gStmt { return gStmt{SQL: sql, Kind: 'r', Rows: true, Volatile: volatile} }
+	read := func(sql string, volatile bool) gStmt {
+		return gStmt{SQL: sql, Kind: 'r', Rows: true, Volatile: volatile}
+	}
 	switch t.kind {
 	case 'f':
 		w := pickOne(g, words)
