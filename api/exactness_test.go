@@ -162,3 +162,33 @@ func TestAlterAnswersNoColumns(t *testing.T) {
 		t.Fatalf("POST /: %d %s", status, b)
 	}
 }
+
+// 60 queued single-row writes, two of them ending the transaction (OR
+// ROLLBACK with a NULL into a NOT NULL column): the queue runs them as one
+// request, and the 58 good rows are all applied.
+func TestQueuedWritesSurviveStatementsEndingTheTransaction(t *testing.T) {
+	srv, mc := mustRunMaster(t)
+	mustExec(t, mc, "CREATE TABLE q (v NOT NULL)")
+	done := make(chan rqResp, 60)
+	for i := range 60 {
+		go func() {
+			sql := "INSERT INTO q VALUES (" + itoa(i) + ")"
+			if i == 17 || i == 41 {
+				sql = "INSERT OR ROLLBACK INTO q VALUES (NULL)"
+			}
+			b, _ := json.Marshal([]string{sql})
+			done <- rqPost(t, srv.URL()+"/db/execute?queue", string(b))
+		}()
+	}
+	for range 60 {
+		if r := <-done; r.Status != 200 || !strings.Contains(r.Body, `"sequence_number":`) {
+			t.Fatalf("%s: %d %s", r.Req, r.Status, r.Body)
+		}
+	}
+	if r := rqPost(t, srv.URL()+"/db/execute?queue&wait", ""); r.Status != 200 {
+		t.Fatalf("flush: %d %s", r.Status, r.Body)
+	}
+	if got := dump(t, mc, "SELECT count(*), sum(v) FROM q"); got != "[[58,1712]]" {
+		t.Fatalf("q holds %s, want 58 rows summing to 1712", got)
+	}
+}

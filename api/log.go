@@ -138,7 +138,7 @@ func (s *Server) logStatus() client.LogStatus {
 		st := client.LogStatus{Role: "master", LogID: lg.ID(), Epoch: lg.Epoch(), FirstIndex: lg.FirstIndex(),
 			LastIndex: lg.LastIndex(), AppliedIndex: d.AppliedIndex(), Slaves: []client.SlaveStatus{}}
 		if err := s.Master.Err(); err != nil {
-			st.Error = err.Error()
+			st.State, st.Error = client.StateHalted, err.Error()
 		}
 		for _, sl := range s.Master.Slaves() {
 			st.Slaves = append(st.Slaves, client.SlaveStatus{ID: sl.ID, URL: sl.URL, AppliedIndex: sl.Applied,

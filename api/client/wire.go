@@ -62,8 +62,9 @@ type SlaveStatus struct {
 }
 
 // LogStatus is the body of GET /log/status. On a master, Slaves lists every
-// slave that pulled the log; on a slave, FirstIndex and LastIndex are the
-// master's as last heard, and State is one of the State* values.
+// slave that pulled the log, and State is StateHalted (else empty); on a
+// slave, FirstIndex and LastIndex are the master's as last heard, and State
+// is one of the other State* values.
 type LogStatus struct {
 	Role            string        `json:"role"`
 	ID              string        `json:"id,omitempty"`
@@ -86,6 +87,9 @@ const (
 	StateStreaming    = "streaming"
 	StateDisconnected = "disconnected"
 	StateDiverged     = "diverged"
+	// StateHalted is a master's state while SQLite cannot apply entries
+	// its log holds: it refuses writes, and says why in Error.
+	StateHalted = "halted"
 )
 
 // Feed query parameters of GET /log/entries.

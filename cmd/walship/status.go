@@ -137,7 +137,7 @@ func collectStatus(ctx context.Context, target string, timeout time.Duration, no
 	zero, zeroF := uint64(0), 0.0
 	mrow := statusRow{Node: "master", Role: "master", URL: mURL, Applied: st.AppliedIndex, Lag: &zero, Behind: &zeroF, State: "ok"}
 	if st.Error != "" {
-		mrow.State, mrow.Error = "stopped", st.Error
+		mrow.State, mrow.Error = client.StateHalted, st.Error
 	}
 	if st.AppliedIndex < st.LastIndex {
 		lag := st.LastIndex - st.AppliedIndex
