@@ -263,8 +263,8 @@ func (c *conn) run(st wal.Statement, p policy, pinned bool, ms int64, seed uint6
 	c.auth.reset(p) // SQLite may prepare the statement again as it runs
 	if pinned {
 		c.pin(ms, seed, st.Pos)
-		seedPRNG(c.tls, prngSeed(seed, st.Pos))
-		defer seedPRNG(c.tls, 0)
+		c.seedPRNG(prngSeed(seed, st.Pos))
+		defer c.seedPRNG(0)
 	} else {
 		c.unpin()
 	}

@@ -64,6 +64,12 @@ type conn struct {
 	// (authorize, clientParse).
 	preparing bool
 	stepping  uintptr
+	// va is C memory for the arguments of sqlite3_test_control (seedPRNG).
+	va uintptr
+	// vtabKey and vtab cache hasVirtualTables for one schema version.
+	vtabKey   [2]int32
+	vtab      bool
+	vtabKnown bool
 }
 
 var (
@@ -127,6 +133,8 @@ func (c *conn) close() error {
 	if c.db == 0 {
 		return nil
 	}
+	c.free(c.va)
+	c.va = 0
 	for _, s := range c.evalStmts {
 		s.finalize()
 	}
@@ -518,13 +526,42 @@ func errDeferredFK() error {
 // it is called again; 0 gives SQLite's seeding from the operating system
 // back. SQLite's internal PRNG is process-wide, and SQLITE_TESTCTRL_PRNG_SEED
 // is its one way to seed it.
-func seedPRNG(tls *libc.TLS, x uint32) {
-	va := libc.NewVaList(int32(x), uintptr(0))
-	if va == 0 {
-		return
+func (c *conn) seedPRNG(x uint32) {
+	if c.va == 0 {
+		va, err := c.malloc(16)
+		if err != nil {
+			return
+		}
+		c.va = va
 	}
-	sqlite3.Xsqlite3_test_control(tls, sqlite3.SQLITE_TESTCTRL_PRNG_SEED, va)
-	libc.Xfree(tls, va)
+	// The variadic arguments (int x, sqlite3 *db), 8 bytes each, as
+	// modernc's libc reads a va_list.
+	*(*int64)(ptr(c.va)) = int64(int32(x))
+	*(*uintptr)(ptr(c.va + 8)) = 0
+	sqlite3.Xsqlite3_test_control(c.tls, sqlite3.SQLITE_TESTCTRL_PRNG_SEED, c.va)
+}
+
+// hasVirtualTables reports whether the schema holds a virtual table: its
+// module may keep data in memory until a savepoint opens or ends (FTS5),
+// so entries are applied with the master's savepoints then. The answer is
+// kept for the schema version it was read at.
+func (c *conn) hasVirtualTables() (bool, error) {
+	key := func() ([2]int32, bool) {
+		db := (*sqlite3.Tsqlite3)(ptr(c.db))
+		sch := (*sqlite3.TSchema)(ptr((*sqlite3.TDb)(ptr(db.FaDb)).FpSchema))
+		return [2]int32{sch.Fschema_cookie, sch.FiGeneration}, sch.FschemaFlags&sqlite3.DB_SchemaLoaded != 0
+	}
+	if k, loaded := key(); loaded && c.vtabKnown && k == c.vtabKey {
+		return c.vtab, nil
+	}
+	res, _, err := c.run(wal.Statement{SQL: "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%')"},
+		policyInternal, false, 0, 0)
+	if err != nil {
+		return false, err
+	}
+	c.vtab = len(res.Rows) == 1 && res.Rows[0][0].Int != 0
+	c.vtabKey, c.vtabKnown = key()
+	return c.vtab, nil
 }
 
 // vacuums reports whether the compiled statement runs VACUUM (or VACUUM

@@ -133,22 +133,17 @@ func (tx *Tx) Run(req Request, ms int64, seed uint64) Outcome {
 		// now would commit each statement on its own, outside the batch.
 		return Outcome{Err: errTxnLost, TxnLost: true, Lost: -1}
 	}
-	return w.runRequest(req, ms, seed, policyWrite)
+	return w.runRequest(req, ms, seed)
 }
 
-// runRequest runs req in the writer's open transaction, under policy p:
-// policyWrite for a request the master accepts, policyApply for a logged
-// entry. Master and replicas run an entry alike, with the same savepoints
-// around the same statements (one around a request with Txn, one around
-// each statement of one without), because modules such as FTS5 write what
-// they hold in memory when a savepoint opens or ends: the same boundaries
-// make them store the same bytes on every node.
-//
-// With policyApply every statement must succeed: the first failure ends the
-// run, with Outcome.Err set and its Result last.
-func (c *conn) runRequest(req Request, ms int64, seed uint64, p policy) Outcome {
+// runRequest runs req in the writer's open transaction, under the write
+// policy, with a savepoint around a request with Txn and one around each
+// statement of one without. Replicas apply its entry with the same
+// savepoints (applyEntry), because modules such as FTS5 write what they
+// hold in memory when a savepoint opens or ends: the same boundaries make
+// them store the same bytes on every node.
+func (c *conn) runRequest(req Request, ms int64, seed uint64) Outcome {
 	out := Outcome{Lost: -1}
-	apply := p == policyApply
 	// lost ends the run when statement i ended the whole transaction.
 	lost := func(i int, err error) Outcome {
 		out.TxnLost, out.Logged, out.Err = true, nil, err
@@ -178,10 +173,6 @@ func (c *conn) runRequest(req Request, ms int64, seed uint64, p policy) Outcome 
 				if !c.inTxn() {
 					return lost(i, err)
 				}
-				if apply {
-					out.Err = err
-					return out
-				}
 				continue
 			}
 		}
@@ -192,7 +183,7 @@ func (c *conn) runRequest(req Request, ms int64, seed uint64, p policy) Outcome 
 		if req.Timeout > 0 {
 			c.deadline.Store(time.Now().Add(req.Timeout).UnixNano())
 		}
-		res, changed, err := c.run(st, p, true, ms, seed)
+		res, changed, err := c.run(st, policyWrite, true, ms, seed)
 		if req.Timeout > 0 {
 			if err != nil && time.Now().UnixNano() > c.deadline.Load() {
 				err = fmt.Errorf("%w: %w", ErrTimeout, err)
@@ -227,10 +218,6 @@ func (c *conn) runRequest(req Request, ms int64, seed uint64, p policy) Outcome 
 			}
 			c.setLastInsertID(lastID)
 			c.setChanges(nchanges)
-			if apply {
-				out.Err = err
-				return out
-			}
 			continue
 		}
 		if !req.Txn {
@@ -399,16 +386,70 @@ func (d *DB) applyTx(logID string, entries []*wal.Entry) error {
 		return fmt.Errorf("%w: database follows log %s, entries are from log %s", ErrOtherLog, cur, logID)
 	}
 	next := d.AppliedIndex() + 1
-	w := d.w
 	for _, e := range entries {
 		if e.Index != next {
 			return fmt.Errorf("%w: applied index %d, next entry %d", ErrGap, next-1, e.Index)
 		}
-		out := w.runRequest(Request{Statements: e.Statements, Txn: e.Txn}, e.Time, e.Seed, policyApply)
-		if out.Err != nil {
-			return &ApplyError{Index: e.Index, Pos: max(len(out.Results)-1, 0), Err: out.Err}
+		if pos, err := d.w.applyEntry(e); err != nil {
+			return &ApplyError{Index: e.Index, Pos: pos, Err: err}
 		}
 		next++
 	}
 	return tx.Commit(logID, next-1)
+}
+
+// applyEntry runs a logged entry's statements, which must all succeed (a
+// failure is returned with the statement's position). The policy is not
+// applied again. While the schema holds a virtual table, the entry runs
+// with the master's savepoints (runRequest): one around an entry with Txn,
+// one around each statement of one without; otherwise savepoints change
+// nothing that is stored, and are left out.
+func (c *conn) applyEntry(e *wal.Entry) (int, error) {
+	c.startEntry()
+	vtabs, err := c.hasVirtualTables()
+	if err != nil {
+		return 0, err
+	}
+	if e.Txn && vtabs {
+		if err := c.execCached("SAVEPOINT walship_request"); err != nil {
+			return 0, err
+		}
+	}
+	for i, st := range e.Statements {
+		sp := false
+		if !e.Txn {
+			if sp, err = c.hasVirtualTables(); err != nil {
+				return i, err
+			}
+			if sp {
+				if err := c.execCached("SAVEPOINT walship_statement"); err != nil {
+					return i, err
+				}
+			}
+		}
+		if _, _, err := c.run(st, policyApply, true, e.Time, e.Seed); err != nil {
+			return i, err
+		}
+		if !e.Txn {
+			if c.deferredViolations() {
+				return i, errDeferredFK()
+			}
+			if sp {
+				if err := c.execCached("RELEASE walship_statement"); err != nil {
+					return i, err
+				}
+			}
+		}
+	}
+	if e.Txn {
+		if c.deferredViolations() {
+			return len(e.Statements) - 1, errDeferredFK()
+		}
+		if vtabs {
+			if err := c.execCached("RELEASE walship_request"); err != nil {
+				return len(e.Statements) - 1, err
+			}
+		}
+	}
+	return 0, nil
 }

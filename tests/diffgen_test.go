@@ -855,7 +855,7 @@ func (g *gen) selectStmt() gStmt {
 	case 9:
 		return read("SELECT name, seq FROM sqlite_sequence", false)
 	case 10:
-		return read("SELECT tbl, idx, stat FROM sqlite_stat1 WHERE tbl NOT LIKE 'v%'", false)
+		return read("SELECT tbl, idx, stat FROM sqlite_stat1 WHERE tbl NOT LIKE 'v%' AND "+notShadow, false)
 	}
 	return read(fmt.Sprintf("SELECT * FROM %s%s", t.name, g.where(t)), false)
 }
