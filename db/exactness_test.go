@@ -140,9 +140,21 @@ func TestStaleStatementsAfterSchemaChange(t *testing.T) {
 	d := mustOpenDB(t)
 	m := newMaster(t, d)
 	m.exec(pinnedMS, 1, "CREATE TABLE t (a, b)", "INSERT INTO t VALUES (1, 2)", "CREATE TABLE log (v)")
-	// Cache SELECT * on every reader.
+	// A replica follows through the log.
+	r := mustOpenDB(t)
+	applied := 0
+	follow := func() {
+		t.Helper()
+		if err := r.Apply(testLogID, m.entries[applied:]); err != nil {
+			t.Fatal(err)
+		}
+		applied = len(m.entries)
+	}
+	follow()
+	// Cache SELECT * on every reader of both.
 	for i := 0; i < 2*d.nread; i++ {
 		mustQuery(t, d, "SELECT * FROM t")
+		mustQuery(t, r, "SELECT * FROM t")
 	}
 	changes := [][]string{
 		{"DROP TABLE t", "CREATE TABLE t (p, q, r)", "INSERT INTO t VALUES (7, 8, 9)"},
@@ -156,17 +168,20 @@ func TestStaleStatementsAfterSchemaChange(t *testing.T) {
 		// the same request and in the next one.
 		m.exec(pinnedMS, uint64(10+i), append(change, "CREATE TABLE a"+string(rune('a'+i))+" AS SELECT * FROM t")...)
 		m.exec(pinnedMS, uint64(20+i), "CREATE TABLE b"+string(rune('a'+i))+" AS SELECT * FROM t")
+		follow()
 		want := freshQuery(t, d, "SELECT * FROM t")
 		if got := freshQuery(t, d, "SELECT * FROM b"+string(rune('a'+i))); got[strings.Index(got, ":"):] != want[strings.Index(want, ":"):] {
 			t.Fatalf("after %q the writer copied %s, want %s", change, got, want)
 		}
-		for j := 0; j < 2*d.nread; j++ {
-			res, err := d.Query(context.Background(), stmts("SELECT * FROM t"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := showResult(res[0]); got != want {
-				t.Fatalf("after %q, read %d: %s, want %s", change, j, got, want)
+		for _, node := range []*DB{d, r} {
+			for j := 0; j < 2*node.nread; j++ {
+				res, err := node.Query(context.Background(), stmts("SELECT * FROM t"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := showResult(res[0]); got != want {
+					t.Fatalf("after %q, read %d: %s, want %s", change, j, got, want)
+				}
 			}
 		}
 	}

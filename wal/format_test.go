@@ -69,6 +69,8 @@ func roundTripCases() map[string]*Entry {
 		"sample":          sampleEntry(),
 		"max header":      {Index: math.MaxUint64, Epoch: math.MaxUint64, Time: math.MinInt64, Seed: math.MaxUint64, Txn: true},
 		"negative time":   {Index: 1, Epoch: 1, Time: -1},
+		"no foreign keys": {Index: 2, Epoch: 1, Txn: true, NoForeignKeys: true, Statements: []Statement{{SQL: "INSERT INTO c VALUES (1)"}}},
+		"no fk, no txn":   {Index: 3, Epoch: 1, NoForeignKeys: true},
 		"no params":       {Index: 1, Epoch: 1, Statements: []Statement{{SQL: "CREATE TABLE t (a)"}}},
 		"empty sql":       {Index: 1, Epoch: 1, Statements: []Statement{{}}},
 		"max pos":         {Index: 1, Epoch: 1, Statements: []Statement{{SQL: "SELECT 1", Pos: math.MaxUint32}}},
@@ -111,9 +113,9 @@ func roundTripCases() map[string]*Entry {
 // compare by their bits (so -0.0 differs from 0.0); nil and empty slices are
 // equal.
 func diffEntry(a, b *Entry) string {
-	if a.Index != b.Index || a.Epoch != b.Epoch || a.Time != b.Time || a.Seed != b.Seed || a.Txn != b.Txn {
-		return fmt.Sprintf("header: %d/%d/%d/%d/%t != %d/%d/%d/%d/%t",
-			a.Index, a.Epoch, a.Time, a.Seed, a.Txn, b.Index, b.Epoch, b.Time, b.Seed, b.Txn)
+	if a.Index != b.Index || a.Epoch != b.Epoch || a.Time != b.Time || a.Seed != b.Seed || a.Txn != b.Txn || a.NoForeignKeys != b.NoForeignKeys {
+		return fmt.Sprintf("header: %d/%d/%d/%d/%t/%t != %d/%d/%d/%d/%t/%t",
+			a.Index, a.Epoch, a.Time, a.Seed, a.Txn, a.NoForeignKeys, b.Index, b.Epoch, b.Time, b.Seed, b.Txn, b.NoForeignKeys)
 	}
 	if len(a.Statements) != len(b.Statements) {
 		return fmt.Sprintf("%d statements != %d", len(a.Statements), len(b.Statements))
