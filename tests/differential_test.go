@@ -796,16 +796,11 @@ func readRows(rows *sql.Rows, api string) ([]string, []string, error) {
 		return nil, nil, err
 	}
 	types, _ := rows.ColumnTypes()
-	var values [][]any
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, nil, err
-		}
+	values, err := scanAll(rows, len(cols))
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, vals := range values {
 		for i, v := range vals {
 			if b, ok := v.([]byte); ok && api != "qseed" && api != "seed" && api != "dump" && rqTextLike(types[i].DatabaseTypeName()) {
 				vals[i] = string(b)
@@ -817,10 +812,6 @@ func readRows(rows *sql.Rows, api string) ([]string, []string, error) {
 				}
 			}
 		}
-		values = append(values, vals)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
 	}
 	// Through JSON, as the cluster's answers come.
 	b, _ := json.Marshal(values)
@@ -829,6 +820,23 @@ func readRows(rows *sql.Rows, api string) ([]string, []string, error) {
 		return nil, nil, err
 	}
 	return cols, jsonRows(cols, back), nil
+}
+
+// scanAll reads every row of rows, each as n values.
+func scanAll(rows *sql.Rows, n int) ([][]any, error) {
+	var out [][]any
+	for rows.Next() {
+		vals := make([]any, n)
+		ptrs := make([]any, n)
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		out = append(out, vals)
+	}
+	return out, rows.Err()
 }
 
 func rqTextLike(decl string) bool {
@@ -1003,24 +1011,19 @@ func (r *refDB) content() ([]contentItem, error) {
 			return nil, fmt.Errorf("%s: %w", q, err)
 		}
 		cols, _ := rows.Columns()
+		values, err := scanAll(rows, len(cols))
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", q, err)
+		}
 		var lines []string
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				rows.Close()
-				return nil, err
-			}
+		for _, vals := range values {
 			b, _ := json.Marshal(vals)
 			var back []any
 			_ = decodeJSON(b, &back)
 			b, _ = json.Marshal(back)
 			lines = append(lines, string(b))
 		}
-		rows.Close()
 		out = append(out, contentItem{query: q, rows: lines})
 	}
 	return out, nil
