@@ -262,7 +262,7 @@ func (c *conn) runRequest(req Request, ms int64, seed uint64) Outcome {
 
 // Commit records logID and applied as the database's position in the log
 // and commits. An error here means SQLite could not commit what the log
-// already holds: the caller must stop and replay at start.
+// already holds: the master halts writes and applies its log again.
 func (tx *Tx) Commit(logID string, applied uint64) error {
 	if tx.done {
 		return fmt.Errorf("commit: %w", ErrClosed)

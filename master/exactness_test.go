@@ -153,11 +153,15 @@ func TestCommitFailureHalts(t *testing.T) {
 		t.Fatalf("reads: %d rows before the retry", got)
 	}
 	// Applying works again (the hook only fails commits of the writer's
-	// batches; the retry applies from the log).
+	// batches; the retry applies from the log), while writes keep coming
+	// and are refused.
 	deadline := time.Now().Add(10 * time.Second)
 	for n.m.Err() != nil || n.db.AppliedIndex() != 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("still halted: %v, applied %d", n.m.Err(), n.db.AppliedIndex())
+		}
+		if r := n.m.Execute(context.Background(), stmts("INSERT INTO t VALUES (9)")); r.Err == nil && n.db.AppliedIndex() < 2 {
+			t.Fatal("a write was taken while halted")
 		}
 		time.Sleep(10 * time.Millisecond) // ok: polling the retry with a deadline
 	}
@@ -165,7 +169,7 @@ func TestCommitFailureHalts(t *testing.T) {
 	failing = false
 	mu.Unlock()
 	n.mustExec(t, "INSERT INTO t VALUES (3)")
-	if got := n.count(t, "t"); got != 2 {
+	if got := n.count(t, "t WHERE v <> 9"); got != 2 {
 		t.Fatalf("%d rows after resuming, want 2", got)
 	}
 }

@@ -273,10 +273,18 @@ func (m *Master) run() {
 	var held *pending // taken from the queue, for the next batch
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
+	armed := false // retry runs
 	backoff := 100 * time.Millisecond
 	for {
 		if m.Err() != nil {
-			retry.Reset(backoff)
+			if held != nil {
+				held.resp <- Result{Err: m.haltedErr()}
+				held = nil
+			}
+			if !armed {
+				retry.Reset(backoff)
+				armed = true
+			}
 			select {
 			case <-m.ctx.Done():
 				m.drain(ErrStopped)
@@ -284,6 +292,7 @@ func (m *Master) run() {
 			case p := <-m.queue:
 				p.resp <- Result{Err: m.haltedErr()}
 			case <-retry.C:
+				armed = false
 				if err := m.replay(); err != nil {
 					m.mu.Lock()
 					m.halted = err
@@ -297,11 +306,6 @@ func (m *Master) run() {
 				backoff = 100 * time.Millisecond
 				m.cfg.Logger.Info("writes resumed: the log is applied", "applied_index", m.db.AppliedIndex())
 			}
-			if held != nil {
-				held.resp <- Result{Err: m.haltedErr()}
-				held = nil
-			}
-			retry.Stop()
 			continue
 		}
 		if held != nil {
