@@ -28,7 +28,7 @@ URL is any node (default --master); a slave leads to its master.
   STATE    ok (master), streaming, catching_up, disconnected, diverged,
            unreachable (this command got no answer from it)
 
-Exit status 0 when every node answers and none has diverged or stopped, else 1.`
+Exit status 0 when every node answers, none has diverged and the master has not halted writes, else 1.`
 
 // statusRow is one node in 'walship status'.
 type statusRow struct {
