@@ -92,6 +92,44 @@ func TestStatementEndingTheTransactionFailsAlone(t *testing.T) {
 	if got := n.count(t, "q"); got != 58 {
 		t.Fatalf("q holds %d rows, want 58", got)
 	}
+	// rows_affected stays SQLite's changes() of each statement in batches
+	// that run again after a statement ended the transaction.
+	n.mustExec(t, "CREATE TABLE w (a INTEGER PRIMARY KEY, c UNIQUE, d)", "INSERT INTO w VALUES (1, 1, 0), (2, 2, 0), (3, 3, 0)",
+		"CREATE TABLE s (x)", "INSERT INTO s VALUES (1), (2)")
+	results := make([]Result, 40)
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			switch i % 4 {
+			case 0:
+				results[i] = n.m.Execute(context.Background(), nonTxn("UPDATE OR FAIL w SET c = c WHERE a IN (SELECT x FROM s)",
+					"INSERT OR ROLLBACK INTO u VALUES (1)", "UPDATE w SET d = d + 1 WHERE a = 3"))
+			case 1:
+				results[i] = n.m.Execute(context.Background(), nonTxn("UPDATE OR ROLLBACK w SET d = d + 1 WHERE a IN (SELECT x FROM s WHERE x = 1)"))
+			default:
+				results[i] = n.m.Execute(context.Background(), nonTxn("UPDATE w SET d = d WHERE a > 0", "INSERT OR ROLLBACK INTO q VALUES (NULL)"))
+			}
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		var want []int64
+		switch i % 4 {
+		case 0:
+			want = []int64{2, -1, 1}
+		case 1:
+			want = []int64{1}
+		default:
+			want = []int64{3, -1}
+		}
+		for k, w := range want {
+			res := r.Results[k]
+			if (w < 0) != (res.Err != nil) || (w >= 0 && res.RowsAffected != w) {
+				t.Fatalf("request %d statement %d: %+v, want rows affected %d", i, k, res, w)
+			}
+		}
+	}
 	// With Txn the request fails whole, and nothing of it stays.
 	r = n.m.Execute(context.Background(), stmts("INSERT INTO a VALUES (3)", "INSERT OR ROLLBACK INTO u VALUES (1)"))
 	if r.Outcome.Err == nil || n.count(t, "a") != 2 {
