@@ -192,3 +192,34 @@ func TestQueuedWritesSurviveStatementsEndingTheTransaction(t *testing.T) {
 		t.Fatalf("q holds %s, want 58 rows summing to 1712", got)
 	}
 }
+
+// After a schema change, every read on every node answers what a freshly
+// prepared statement does, on both APIs, however many read connections
+// cached the old one; user_version may be set and is replicated.
+func TestReadsFollowSchemaChanges(t *testing.T) {
+	srv, mc := mustRunMaster(t)
+	sl, sc := mustRunSlave(t, srv.URL(), "1")
+	rqOK(t, rqPost(t, srv.URL()+"/db/execute", `["CREATE TABLE t (a, b)", "INSERT INTO t VALUES (1, 2)"]`), `{"results":[{},{"last_insert_id":1,"rows_affected":1}]}`)
+	st, _ := mc.LogStatus(context.Background())
+	waitApplied(t, sl, st.LastIndex)
+	for _, node := range []string{srv.URL(), sl.URL()} {
+		for range 12 {
+			rqPost(t, node+"/db/query?level=none", `["SELECT * FROM t"]`)
+			post(t, node, seedJSON(t, "query", "SELECT * FROM t"))
+		}
+	}
+	rqOK(t, rqPost(t, sl.URL()+"/db/execute", `["DROP TABLE t", "CREATE TABLE t (p, q, r)", "INSERT INTO t VALUES (7, 8, 9)", "PRAGMA user_version = 7"]`),
+		`{"results":[{},{},{"last_insert_id":1,"rows_affected":1},{}]}`)
+	for _, c := range []struct {
+		url  string
+		seed func() string
+	}{{srv.URL(), func() string { return dump(t, mc, "SELECT * FROM t") }}, {sl.URL(), func() string { return dump(t, sc, "SELECT * FROM t") }}} {
+		for range 12 {
+			rqOK(t, rqPost(t, c.url+"/db/query?level=none", `["SELECT * FROM t", "PRAGMA user_version"]`),
+				`{"results":[{"columns":["p","q","r"],"types":["integer","integer","integer"],"values":[[7,8,9]]},{"columns":["user_version"],"types":["integer"],"values":[[7]]}]}`)
+			if got := c.seed(); got != "[[7,8,9]]" {
+				t.Fatalf("POST / at %s: %s", c.url, got)
+			}
+		}
+	}
+}
