@@ -11,7 +11,7 @@ package tests
 // sqlite_* and FTS5 shadow tables) is compared node against node. On a
 // mismatch the test prints the seed and a reduced reproduction.
 //
-//	go test ./tests -run Differential                  # a few seeds (CI)
+//	go test ./tests -run Differential                  # seeds 1..3 (CI)
 //	WALSHIP_DIFF_SEEDS=500 WALSHIP_DIFF_REQUESTS=300 go test ./tests -run Differential -timeout 0
 //	WALSHIP_DIFF_SEED=1234 go test ./tests -run Differential -v   # one seed
 //
@@ -51,7 +51,9 @@ func envInt(name string, def int) int {
 func TestDifferential(t *testing.T) {
 	seeds := envInt("WALSHIP_DIFF_SEEDS", 3)
 	requests := envInt("WALSHIP_DIFF_REQUESTS", 120)
-	first := uint64(envInt("WALSHIP_DIFF_FIRST", int(time.Now().UnixNano()%1_000_000)))
+	// The same seeds by default, so that a CI run is repeatable; the long
+	// runs pick others with WALSHIP_DIFF_FIRST.
+	first := uint64(envInt("WALSHIP_DIFF_FIRST", 1))
 	if s := envInt("WALSHIP_DIFF_SEED", 0); s > 0 {
 		first, seeds = uint64(s), 1
 	}
