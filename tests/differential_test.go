@@ -267,6 +267,14 @@ func (r *diffRun) step(req gRequest) string {
 			if r.paused == req.Target {
 				r.nodes[req.Target].Cont()
 				r.paused = 0
+				// A slave paused across a master restart still holds an
+				// idle connection to the old master, and may forward the
+				// next write on it before it notices: 503, the write not
+				// applied, which a client retries (README). Let it catch
+				// up first, so that outcomes stay known.
+				if err := r.waitCaughtUp(r.nodes[req.Target]); err != nil {
+					return err.Error()
+				}
 			}
 		}
 		return ""
