@@ -21,15 +21,15 @@ func nonTxn(sqls ...string) db.Request {
 	return r
 }
 
-// replicaSum applies the master's whole log to a new database and returns
-// its checksum and the master's.
-func (n *testNode) replicaSum(tb testing.TB) (master, replica string) {
+// replica applies the master's whole log to a new database, closed when
+// the test ends.
+func (n *testNode) replica(tb testing.TB) *db.DB {
 	tb.Helper()
-	r, err := db.Open(filepath.Join(tb.TempDir(), "db.sqlite"), db.Options{Logger: quietLogger()})
+	r, err := db.Open(filepath.Join(tb.TempDir(), "replica.sqlite"), db.Options{Logger: quietLogger()})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer r.Close()
+	tb.Cleanup(func() { r.Close() })
 	entries, err := n.log.Read(1, 100000, 1<<30)
 	if err != nil {
 		tb.Fatal(err)
@@ -37,6 +37,14 @@ func (n *testNode) replicaSum(tb testing.TB) (master, replica string) {
 	if err := r.Apply(n.log.ID(), entries); err != nil {
 		tb.Fatal(err)
 	}
+	return r
+}
+
+// replicaSum returns the checksum of a replica of the master's log and the
+// master's.
+func (n *testNode) replicaSum(tb testing.TB) (master, replica string) {
+	tb.Helper()
+	r := n.replica(tb)
 	a, err := n.db.Checksum(context.Background())
 	if err != nil {
 		tb.Fatal(err)

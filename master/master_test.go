@@ -263,19 +263,7 @@ func TestBatchSurvivesRollback(t *testing.T) {
 	}
 	// The log and SQLite agree: replaying the log on a fresh database gives
 	// the same content.
-	replica, err := db.Open(filepath.Join(t.TempDir(), "replica.sqlite"), db.Options{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer replica.Close()
-	entries, err := n.log.Read(1, 100, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := replica.Apply(n.log.ID(), entries); err != nil {
-		t.Fatal(err)
-	}
-	if got := rows(replica); got != want {
+	if got := rows(n.replica(t)); got != want {
 		t.Fatalf("replica differs:\n%s\nmaster:\n%s", got, want)
 	}
 }
