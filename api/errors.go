@@ -30,6 +30,9 @@ var (
 	ErrBodyTimeout = errors.New("request body not received in time")
 	// ErrMasterUnreachable is returned when a slave cannot forward a write.
 	ErrMasterUnreachable = errors.New("the master cannot be reached")
+	// ErrSnapshotGone is returned when the snapshot about to be served was
+	// replaced by a newer one: the client asks again.
+	ErrSnapshotGone = errors.New("the snapshot was replaced")
 )
 
 // statusOf maps an error to its HTTP status: the one table of the API.
@@ -43,7 +46,7 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, ErrNotMaster):
+	case errors.Is(err, ErrNotMaster), errors.Is(err, ErrNoSnapshots):
 		return http.StatusNotFound
 	case errors.Is(err, ErrQueryTimeout), errors.Is(err, db.ErrTimeout), errors.Is(err, ErrBodyTimeout):
 		return http.StatusRequestTimeout
@@ -53,7 +56,7 @@ func statusOf(err error) int {
 	case errors.Is(err, master.ErrLogConflict), errors.Is(err, wal.ErrOutOfRange):
 		return http.StatusConflict
 	case errors.Is(err, master.ErrStopped), errors.Is(err, master.ErrAppend), errors.Is(err, master.ErrHalted),
-		errors.Is(err, ErrMasterUnreachable),
+		errors.Is(err, ErrMasterUnreachable), errors.Is(err, ErrSnapshotGone),
 		errors.Is(err, slave.ErrDiverged), errors.Is(err, db.ErrClosed):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):

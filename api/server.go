@@ -18,6 +18,7 @@ import (
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/master"
 	"github.com/walship/walship/slave"
+	"github.com/walship/walship/snapshot"
 )
 
 // DefaultMaxBody is the default limit of a request body.
@@ -60,6 +61,9 @@ type Server struct {
 	// Metrics are served at /metrics. Nil means new ones, without the
 	// master's or slave's observations.
 	Metrics *Metrics
+	// Snapshots keeps the node's snapshots, served at /db/snapshot. Nil
+	// means the node serves none (404).
+	Snapshots *snapshot.Store
 
 	logger *slog.Logger
 	ln     net.Listener
@@ -114,6 +118,7 @@ func (s *Server) Open() error {
 	s.registerMetrics(r)
 	s.registerLogRoutes(r)
 	s.registerStatusRoutes(r)
+	s.registerSnapshotRoutes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})

@@ -117,6 +117,17 @@ const (
 // applied it.
 const HeaderIndex = "X-Walship-Index"
 
+// Snapshot answer headers, on GET /db/snapshot: the position the snapshot
+// is at (HeaderIndex, HeaderLogID), the SHA-256 of the database file it
+// decompresses to (hex), and that file's size. The body is the file
+// compressed with zstd (SnapshotContentType); a Range request resumes a cut
+// download.
+const (
+	HeaderSnapshotSHA256 = "X-Walship-Snapshot-Sha256"
+	HeaderSnapshotSize   = "X-Walship-Snapshot-Size"
+	SnapshotContentType  = "application/zstd"
+)
+
 // FeedContentType is the media type of a feed answer's body: entries, each
 // a 4-byte big-endian length followed by the entry in the log's own
 // encoding (wal/format.go), which carries its own checksum.

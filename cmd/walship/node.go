@@ -20,6 +20,7 @@ import (
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/master"
 	"github.com/walship/walship/slave"
+	"github.com/walship/walship/snapshot"
 	"github.com/walship/walship/wal"
 )
 
@@ -72,9 +73,13 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	snapshots, err := snapshot.Open(filepath.Join(cfg.Data, "snapshots"), logger)
+	if err != nil {
+		return nil, err
+	}
 	metrics := api.NewMetrics()
 	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger, Metrics: metrics,
-		QueryTimeout: cfg.QueryTimeout}
+		QueryTimeout: cfg.QueryTimeout, Snapshots: snapshots}
 	if cfg.Role == "master" {
 		n.log, err = wal.Open(filepath.Join(cfg.Data, "log.db"), wal.Options{})
 		if err != nil {

@@ -1,0 +1,102 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/walship/walship/wal"
+)
+
+// Position is where a database stands in the log it follows.
+type Position struct {
+	LogID string
+	Index uint64
+}
+
+// Backup writes a copy of the database to path (which must not exist), at
+// one applied index, and returns that position. The copy is page for page
+// (SQLite's backup API, not VACUUM INTO): the same root pages and free
+// pages as this node's file, so that a node started from it lays out what
+// it writes later exactly as this one does. It is read in one read
+// transaction on a read connection: the writer goes on meanwhile (in WAL
+// mode readers do not block it), and the copy holds walship's own row with
+// the index and log_id it is at.
+func (d *DB) Backup(ctx context.Context, path string) (Position, error) {
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return Position{}, fmt.Errorf("backup: %s exists", path)
+	}
+	c, err := d.reader(ctx)
+	if err != nil {
+		return Position{}, err
+	}
+	defer d.putReader(c)
+	c.auth.reset(policyInternal)
+	if err := c.exec("BEGIN"); err != nil {
+		return Position{}, fmt.Errorf("backup: %w", err)
+	}
+	defer func() {
+		c.auth.reset(policyInternal)
+		_ = c.exec("COMMIT")
+	}()
+	res, _, err := c.run(wal.Statement{SQL: "SELECT log_id, applied_index FROM _walship WHERE id = 1"}, policyInternal, false, 0, 0)
+	if err != nil || len(res.Rows) != 1 {
+		return Position{}, fmt.Errorf("backup: read the position: %v", err)
+	}
+	pos := Position{LogID: res.Rows[0][0].Text, Index: uint64(res.Rows[0][1].Int)}
+	dst, err := openConn(path, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_CREATE)
+	if err != nil {
+		return Position{}, fmt.Errorf("backup: %w", err)
+	}
+	err = dst.copyFrom(ctx, c)
+	if cerr := dst.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return Position{}, fmt.Errorf("backup: %w", err)
+	}
+	return pos, nil
+}
+
+// backupStepHook, if set (tests), runs after each step of a backup.
+var backupStepHook func()
+
+// copyFrom copies every page of src's main database into c's, in steps so
+// that ctx can stop it, within src's open read transaction (so the copy is
+// of one moment).
+func (c *conn) copyFrom(ctx context.Context, src *conn) error {
+	main, err := c.cstring("main")
+	if err != nil {
+		return err
+	}
+	defer c.free(main)
+	b := sqlite3.Xsqlite3_backup_init(c.tls, c.db, main, src.db, main)
+	if b == 0 {
+		return c.errorf(sqlite3.Xsqlite3_errcode(c.tls, c.db), "backup init")
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			sqlite3.Xsqlite3_backup_finish(c.tls, b)
+			return err
+		}
+		rc := sqlite3.Xsqlite3_backup_step(c.tls, b, 1024)
+		if rc == sqlite3.SQLITE_DONE {
+			break
+		}
+		if backupStepHook != nil {
+			backupStepHook()
+		}
+		if rc != sqlite3.SQLITE_OK {
+			sqlite3.Xsqlite3_backup_finish(c.tls, b)
+			return c.errorf(rc, "backup step")
+		}
+	}
+	if rc := sqlite3.Xsqlite3_backup_finish(c.tls, b); rc != sqlite3.SQLITE_OK {
+		return c.errorf(rc, "backup finish")
+	}
+	return nil
+}

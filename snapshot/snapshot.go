@@ -1,0 +1,267 @@
+// Package snapshot keeps a node's snapshots: consistent copies of its
+// SQLite database at one applied index, compressed with zstd, checksummed,
+// in a directory of the node's data directory.
+//
+// A snapshot is two files: snapshot-<index>.sqlite.zst, the database file
+// (a plain SQLite file once decompressed, that sqlite3 opens; walship's own
+// _walship row in it says the index and log_id), and snapshot-<index>.json,
+// what it is (Info). Both are written to temporary names, fsynced, and
+// renamed, the description last: a snapshot with a description is whole.
+package snapshot
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/walship/walship/db"
+)
+
+// ErrNone is returned when the store holds no snapshot.
+var ErrNone = errors.New("no snapshot")
+
+// Info describes one snapshot.
+type Info struct {
+	// Index and LogID are the position the database is at.
+	Index uint64 `json:"index"`
+	LogID string `json:"log_id"`
+	// SHA256 is the hex SHA-256 of the database file, uncompressed.
+	SHA256 string `json:"sha256"`
+	// Size is the database file's size, Compressed the stored file's.
+	Size       int64 `json:"size"`
+	Compressed int64 `json:"compressed"`
+	// Created is when the snapshot was taken.
+	Created time.Time `json:"created"`
+}
+
+// Store is the snapshots of one node, in one directory.
+type Store struct {
+	dir    string
+	logger *slog.Logger
+
+	mu     sync.Mutex // one Make at a time
+	latest *Info
+}
+
+// Open returns the store in dir, creating the directory, removing what an
+// interrupted Make left behind.
+func Open(dir string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("snapshot store: %w", err)
+	}
+	s := &Store{dir: dir, logger: logger}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot store: %w", err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	infos, err := s.list()
+	if err != nil {
+		return nil, err
+	}
+	if len(infos) > 0 {
+		s.latest = &infos[len(infos)-1]
+	}
+	return s, nil
+}
+
+func (s *Store) dataPath(index uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("snapshot-%020d.sqlite.zst", index))
+}
+
+func (s *Store) infoPath(index uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("snapshot-%020d.json", index))
+}
+
+// list returns the whole snapshots, oldest first.
+func (s *Store) list() ([]Info, error) {
+	names, err := filepath.Glob(filepath.Join(s.dir, "snapshot-*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []Info
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot store: %w", err)
+		}
+		var info Info
+		if err := json.Unmarshal(b, &info); err != nil {
+			s.logger.Warn("ignoring a damaged snapshot description", "file", name, "err", err)
+			continue
+		}
+		if _, err := os.Stat(s.dataPath(info.Index)); err != nil {
+			s.logger.Warn("ignoring a snapshot without its data", "file", name, "err", err)
+			continue
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	return out, nil
+}
+
+// Latest returns the newest snapshot, or ErrNone.
+func (s *Store) Latest() (Info, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.latest == nil {
+		return Info{}, ErrNone
+	}
+	return *s.latest, nil
+}
+
+// Make takes a snapshot of d now and keeps it as the latest, removing the
+// ones before it. The writer of d goes on meanwhile.
+func (s *Store) Make(ctx context.Context, d *db.DB) (Info, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.latest; l != nil && l.Index == d.AppliedIndex() && l.LogID == d.LogID() {
+		return *l, nil // nothing was applied since
+	}
+	start := time.Now()
+	raw := filepath.Join(s.dir, fmt.Sprintf("backup-%d.tmp", start.UnixNano()))
+	defer os.Remove(raw)
+	pos, err := d.Backup(ctx, raw)
+	if err != nil {
+		return Info{}, fmt.Errorf("snapshot: %w", err)
+	}
+	if l := s.latest; l != nil && l.Index == pos.Index && l.LogID == pos.LogID {
+		return *l, nil
+	}
+	info := Info{Index: pos.Index, LogID: pos.LogID, Created: start.UTC()}
+	zpath := s.dataPath(pos.Index) + ".tmp"
+	if err := compressFile(raw, zpath, &info); err != nil {
+		_ = os.Remove(zpath)
+		return Info{}, fmt.Errorf("snapshot: %w", err)
+	}
+	if err := os.Rename(zpath, s.dataPath(pos.Index)); err != nil {
+		_ = os.Remove(zpath)
+		return Info{}, fmt.Errorf("snapshot: %w", err)
+	}
+	b, _ := json.MarshalIndent(info, "", "  ")
+	if err := writeFileSync(s.infoPath(pos.Index), b); err != nil {
+		return Info{}, fmt.Errorf("snapshot: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return Info{}, fmt.Errorf("snapshot: %w", err)
+	}
+	old := s.latest
+	s.latest = &info
+	if old != nil && old.Index != info.Index {
+		_ = os.Remove(s.infoPath(old.Index))
+		_ = os.Remove(s.dataPath(old.Index))
+	}
+	s.logger.Info("snapshot taken", "index", info.Index, "size", info.Size, "compressed", info.Compressed,
+		"took", time.Since(start).Round(time.Millisecond))
+	return info, nil
+}
+
+// Open opens the compressed data of snapshot info.
+func (s *Store) Open(info Info) (*os.File, error) {
+	return os.Open(s.dataPath(info.Index))
+}
+
+// compressFile writes src compressed to dst (fsynced), filling the sizes
+// and the checksum of info.
+func compressFile(src, dst string, info *Info) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	enc, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(enc, h), in)
+	if err != nil {
+		enc.Close()
+		return err
+	}
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	fi, err := out.Stat()
+	if err != nil {
+		return err
+	}
+	info.Size, info.Compressed, info.SHA256 = n, fi.Size(), hex.EncodeToString(h.Sum(nil))
+	return out.Close()
+}
+
+// writeFileSync writes b to path through a temporary file, fsynced, and a
+// rename.
+func writeFileSync(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Decompress writes the database file of a compressed snapshot read from r
+// to w, and returns its size and hex SHA-256, for checking against the
+// snapshot's Info.
+func Decompress(r io.Reader, w io.Writer) (int64, string, error) {
+	dec, err := zstd.NewReader(r)
+	if err != nil {
+		return 0, "", err
+	}
+	defer dec.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(w, h), dec)
+	if err != nil {
+		return n, "", fmt.Errorf("decompress snapshot: %w", err)
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
