@@ -13,19 +13,33 @@
 //
 // # Files
 //
-// A Log lives in one bbolt file, DATA/log.db:
+// A Log lives in bbolt files, its segments: the active one, DATA/log.db,
+// which Append writes, and the sealed ones before it,
+// DATA/log-<first index, 20 digits>.db, read-only. Each file holds
 //
 //	bucket "entries": key = index as 8 bytes big-endian, value = encoded entry
 //	bucket "meta":    log_id (16 random bytes), epoch, first_index,
-//	                  last_index (8 bytes big-endian each)
+//	                  last_index (8 bytes big-endian each) of this file
+//
+// Once log.db reaches Options.SegmentBytes, Append seals it (renames it to
+// its sealed name) and starts a new log.db that continues it. Truncate
+// deletes sealed segments whole, oldest first: bbolt keeps the pages it
+// frees inside its file, so deleting files is how a bounded log gives its
+// space back. A log that never reached the limit is one file, log.db, as
+// it always was.
 //
 // The log_id names the history: a node never applies entries from a log
-// with another log_id. ID returns it as 32 lowercase hex characters.
+// with another log_id. ID returns it as 32 lowercase hex characters. Every
+// segment carries it, and Open refuses segments that do not follow each
+// other or belong to another log.
 //
 // # Invariants
 //
-//   - Entries run from first_index to last_index without gaps; each is
-//     stored under the key of its own Index.
+//   - Entries run from first_index to last_index without gaps, across the
+//     segments; each is stored under the key of its own Index.
+//   - A crash while a segment is sealed leaves a sealed file without a
+//     log.db after it, or with an empty one: Open starts a new log.db that
+//     continues the sealed ones, with their log_id.
 //   - An empty log has last_index = first_index - 1. The bounds are read
 //     from meta, never derived from an empty cursor; index 0 has epoch 0.
 //   - An entry's epoch is never lower than the epoch of the entry before it.

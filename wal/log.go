@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,48 +53,86 @@ type Options struct {
 	// commit (and its fsync) returned and LastIndex() shows it, before
 	// Append returns. It runs outside the log's locks.
 	AfterCommit func(last uint64)
+
+	// SegmentBytes starts a new segment file once the active one (log.db)
+	// holds this many bytes: the full one is sealed under the name of its
+	// first index, and Truncate deletes sealed segments whole, which gives
+	// their space back (bbolt keeps freed pages in its file). 0 means no
+	// limit: one file.
+	SegmentBytes int64
 }
 
-// Log represents the sequenced write-ahead log stored in one bbolt file
-// (log.db). See the package documentation for its invariants.
+// Log represents the sequenced write-ahead log, stored in bbolt files: the
+// active segment (log.db), which Append writes, and the sealed segments
+// before it (log-<first index>.db), read-only, which Truncate deletes whole.
+// See the package documentation for its invariants.
 //
 // A Log is safe for concurrent use: Append calls are serialised, and any
 // number of goroutines may read while one appends.
 type Log struct {
-	path string
+	path string // the active segment's file
 	opts Options
-	db   *bolt.DB
 	id   string // log_id, 32 lowercase hex characters; set once by Open
 
-	// appendMu serialises Append (and Check, which must not run beside a
-	// writer). It is taken after closeMu.
+	// appendMu serialises Append, Truncate and Check. It is taken after
+	// closeMu, before segMu.
 	appendMu sync.Mutex
 
-	// closeMu is held (read) by every operation that uses db, and (write)
-	// by Close, which so waits for them to finish.
+	// closeMu is held (read) by every operation that uses the files, and
+	// (write) by Close, which so waits for them to finish.
 	closeMu sync.RWMutex
 
-	// mu guards the fields below, the in-memory copy of the meta bucket
-	// and of the last entry's epoch. They change only after a commit.
+	// segMu is held (read) while the segments are read, and (write) while
+	// the list changes (a segment is sealed or deleted).
+	segMu  sync.RWMutex
+	active *segment   // log.db
+	sealed []*segment // oldest first, contiguous, ending where active starts
+
+	// mu guards the fields below: the bounds of the whole log, the epoch
+	// and the last entry's epoch. They change only after a commit.
 	mu        sync.RWMutex
 	closed    bool
 	epoch     uint64
 	first     uint64 // invariant: first >= 1
 	last      uint64 // invariant: last >= first-1; last == first-1 when empty
 	lastEpoch uint64 // epoch of the entry at last; 0 when empty
+	// activeSize is the active file's size after the last commit.
+	activeSize int64
 	// notify is closed at the next successful Append (and at Close) and
 	// then replaced. Once the Log is closed, it stays closed.
 	notify chan struct{}
 }
 
-// Open opens the log stored at path, creating it if the file is missing or
-// empty: a new log has a fresh random log_id, epoch opts.Epoch, first index
-// 1 and last index 0.
+// segment is one bbolt file of the log.
+type segment struct {
+	path string
+	db   *bolt.DB
+	// first and last are the segment's meta bounds; last is fixed for a
+	// sealed segment (the Log's last is the active one's).
+	first, last uint64
+	epoch       uint64 // the meta epoch
+	lastEpoch   uint64 // the epoch of the entry at last, 0 when empty
+}
+
+// identity is what a new active segment inherits: the log's id, epoch and
+// bounds.
+type identity struct {
+	id          []byte
+	epoch       uint64
+	first, last uint64
+}
+
+// Open opens the log whose active segment is at path, with the sealed
+// segments beside it, creating it if there is none: a new log has a fresh
+// random log_id, epoch opts.Epoch, first index 1 and last index 0. A
+// missing or empty active file next to sealed segments (a crash while a
+// segment was sealed) is created anew, continuing them.
 //
-// An existing file is checked before bbolt maps it, and its metadata after:
-// a truncated, damaged or foreign file gives an error wrapping ErrCorrupt
-// that names the file. Open fails with bbolt's timeout error when the file
-// stays locked by another Log for opts.Timeout.
+// Every existing file is checked before bbolt maps it, and its metadata
+// after: a truncated, damaged or foreign file, or segments that do not
+// follow each other, give an error wrapping ErrCorrupt that names the file.
+// Open fails with bbolt's timeout error when a file stays locked by
+// another Log for opts.Timeout.
 func Open(path string, opts Options) (*Log, error) {
 	if opts.Epoch == 0 {
 		opts.Epoch = DefaultEpoch
@@ -100,79 +140,181 @@ func Open(path string, opts Options) (*Log, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
+	l := &Log{path: path, opts: opts, notify: make(chan struct{})}
+	if err := l.openSealed(); err != nil {
+		l.closeFiles()
+		return nil, err
+	}
 	_, statErr := os.Stat(path)
 	created := errors.Is(statErr, os.ErrNotExist)
 	if err := checkBoltFile(path); err != nil {
+		l.closeFiles()
 		return nil, err
 	}
-	db, err := openBolt(path, &bolt.Options{
-		Timeout: opts.Timeout,
-		NoSync:  opts.NoSync,
-	})
+	db, err := openBolt(path, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync})
 	if err != nil {
+		l.closeFiles()
 		return nil, fmt.Errorf("wal: open %s: %w", path, err)
 	}
-	l := &Log{
-		path:   path,
-		opts:   opts,
-		db:     db,
-		notify: make(chan struct{}),
-	}
+	l.active = &segment{path: path, db: db}
 	if err := l.load(); err != nil {
-		_ = db.Close()
+		l.closeFiles()
 		return nil, err
 	}
 	if created && !opts.NoSync {
 		// The new file's directory entry must survive a crash too.
 		if err := syncDir(filepath.Dir(path)); err != nil {
-			_ = db.Close()
+			l.closeFiles()
 			return nil, fmt.Errorf("wal: open %s: sync directory: %w", path, err)
 		}
 	}
 	return l, nil
 }
 
-// openBolt opens path with bbolt. bbolt reads the meta and freelist pages
-// as it opens the file, and panics (or faults) on some damage that
-// checkBoltFile cannot see: that becomes an error wrapping ErrCorrupt
-// instead of a crash. The damaged file then stays open and locked until the
-// process exits, which it should: the log cannot be used.
-func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
-	old := debug.SetPanicOnFault(true)
-	defer func() {
-		debug.SetPanicOnFault(old)
-		if r := recover(); r != nil {
-			db, err = nil, corruptf("%s: bbolt cannot open the file (damaged page?): %v", path, r)
-		}
-	}()
-	return bolt.Open(path, 0o600, opts)
+// sealedPath is the name of the sealed segment whose first index is first.
+func (l *Log) sealedPath(first uint64) string {
+	ext := filepath.Ext(l.path)
+	return fmt.Sprintf("%s-%020d%s", strings.TrimSuffix(l.path, ext), first, ext)
 }
 
-// load reads the meta bucket into memory, initialising it in a file that
-// has no buckets yet, and checks it against the entries it describes.
+// openSealed opens the sealed segments beside the active file, read-only,
+// and checks that they belong together.
+func (l *Log) openSealed() error {
+	ext := filepath.Ext(l.path)
+	prefix := strings.TrimSuffix(l.path, ext) + "-"
+	names, err := filepath.Glob(prefix + strings.Repeat("[0-9]", 20) + ext)
+	if err != nil {
+		return fmt.Errorf("wal: open %s: %w", l.path, err)
+	}
+	sort.Strings(names) // the index is zero-padded: name order is index order
+	var id []byte
+	for _, name := range names {
+		if err := checkBoltFile(name); err != nil {
+			return err
+		}
+		db, err := openBolt(name, &bolt.Options{Timeout: l.opts.Timeout, ReadOnly: true})
+		if err != nil {
+			return fmt.Errorf("wal: open %s: %w", name, err)
+		}
+		s := &segment{path: name, db: db}
+		l.sealed = append(l.sealed, s)
+		var sid []byte
+		err = s.view(func(tx *bolt.Tx) error {
+			var err error
+			sid, err = s.loadMeta(tx)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if name != l.sealedPath(s.first) {
+			return corruptf("%s: holds entries from %d, its name says otherwise", name, s.first)
+		}
+		if s.last < s.first {
+			return corruptf("%s: a sealed segment without entries", name)
+		}
+		if id != nil && !bytes.Equal(id, sid) {
+			return corruptf("%s: belongs to log %x, the segments before it to %x", name, sid, id)
+		}
+		id = sid
+		if n := len(l.sealed); n > 1 && l.sealed[n-2].last+1 != s.first {
+			return corruptf("%s: starts at %d, but the segment before it ends at %d (a segment is missing)", name, s.first, l.sealed[n-2].last)
+		}
+	}
+	if id != nil {
+		l.id = hex.EncodeToString(id)
+	}
+	return nil
+}
+
+// closeFiles closes every open segment (Open's failure path).
+func (l *Log) closeFiles() {
+	for _, s := range l.sealed {
+		_ = s.db.Close()
+	}
+	if l.active != nil && l.active.db != nil {
+		_ = l.active.db.Close()
+	}
+}
+
+// load reads the active segment's meta into memory, initialising it in a
+// file that has no buckets yet, and checks it against its entries and the
+// sealed segments before it.
 func (l *Log) load() error {
+	a := l.active
 	var empty bool
-	err := l.view(func(tx *bolt.Tx) error {
+	var id []byte
+	err := a.view(func(tx *bolt.Tx) error {
 		meta, entries := tx.Bucket(bucketMeta), tx.Bucket(bucketEntries)
 		if meta == nil && entries == nil {
 			if k, _ := tx.Cursor().First(); k != nil {
-				return corruptf("%s is not a walship log: it holds bucket %q", l.path, k)
+				return corruptf("%s is not a walship log: it holds bucket %q", a.path, k)
 			}
 			empty = true
 			return nil
 		}
-		return l.loadMeta(tx)
+		var err error
+		id, err = a.loadMeta(tx)
+		return err
 	})
-	if err != nil || !empty {
+	if err != nil {
 		return err
 	}
-	// A new file (or one whose creation was cut short before its buckets
-	// were committed): initialise it.
-	var id [logIDSize]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return fmt.Errorf("wal: open %s: generate log_id: %w", l.path, err)
+	var prev *segment
+	if n := len(l.sealed); n > 0 {
+		prev = l.sealed[n-1]
 	}
-	err = l.update(func(tx *bolt.Tx) error {
+	if empty {
+		// A new file (or one whose creation was cut short before its
+		// buckets were committed): a new log, or the continuation of the
+		// sealed segments.
+		ident := identity{epoch: l.opts.Epoch, first: 1, last: 0}
+		if prev != nil {
+			ident = identity{id: mustDecodeHex(l.id), epoch: prev.epoch, first: prev.last + 1, last: prev.last}
+		} else {
+			ident.id = make([]byte, logIDSize)
+			if _, err := rand.Read(ident.id); err != nil {
+				return fmt.Errorf("wal: open %s: generate log_id: %w", a.path, err)
+			}
+		}
+		if err := a.initialise(ident); err != nil {
+			return err
+		}
+		id = ident.id
+	} else if prev != nil {
+		if hex.EncodeToString(id) != l.id {
+			return corruptf("%s: belongs to log %x, the sealed segments to %s", a.path, id, l.id)
+		}
+		if a.first != prev.last+1 {
+			return corruptf("%s: starts at %d, but the sealed segment before it ends at %d", a.path, a.first, prev.last)
+		}
+	}
+	l.id = hex.EncodeToString(id)
+	l.epoch, l.last, l.lastEpoch = a.epoch, a.last, a.lastEpoch
+	l.first = a.first
+	if len(l.sealed) > 0 {
+		l.first = l.sealed[0].first
+		if a.last < a.first {
+			l.lastEpoch = prev.lastEpoch
+		}
+	}
+	return a.view(func(tx *bolt.Tx) error {
+		l.activeSize = tx.Size()
+		return nil
+	})
+}
+
+func mustDecodeHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// initialise writes the buckets and the meta of a new segment.
+func (s *segment) initialise(ident identity) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucket(bucketEntries); err != nil {
 			return err
 		}
@@ -181,10 +323,10 @@ func (l *Log) load() error {
 			return err
 		}
 		for _, kv := range []struct{ k, v []byte }{
-			{keyLogID, id[:]},
-			{keyEpoch, encodeUint64(l.opts.Epoch)},
-			{keyFirstIndex, encodeUint64(1)},
-			{keyLastIndex, encodeUint64(0)},
+			{keyLogID, ident.id},
+			{keyEpoch, encodeUint64(ident.epoch)},
+			{keyFirstIndex, encodeUint64(ident.first)},
+			{keyLastIndex, encodeUint64(ident.last)},
 		} {
 			if err := meta.Put(kv.k, kv.v); err != nil {
 				return err
@@ -193,45 +335,44 @@ func (l *Log) load() error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("wal: create %s: %w", l.path, err)
+		return fmt.Errorf("wal: create %s: %w", s.path, err)
 	}
-	l.id = hex.EncodeToString(id[:])
-	l.epoch, l.first, l.last, l.lastEpoch = l.opts.Epoch, 1, 0, 0
+	s.epoch, s.first, s.last, s.lastEpoch = ident.epoch, ident.first, ident.last, 0
 	return nil
 }
 
 // loadMeta reads and checks the meta bucket in tx and the entries at its
-// bounds, and sets the in-memory copy. Called by Open only.
-func (l *Log) loadMeta(tx *bolt.Tx) error {
+// bounds, sets the segment's bounds, and returns the log_id it names.
+func (s *segment) loadMeta(tx *bolt.Tx) ([]byte, error) {
 	meta, entries := tx.Bucket(bucketMeta), tx.Bucket(bucketEntries)
 	if meta == nil {
-		return corruptf("%s: bucket %q missing", l.path, bucketMeta)
+		return nil, corruptf("%s: bucket %q missing", s.path, bucketMeta)
 	}
 	if entries == nil {
-		return corruptf("%s: bucket %q missing", l.path, bucketEntries)
+		return nil, corruptf("%s: bucket %q missing", s.path, bucketEntries)
 	}
 	id := meta.Get(keyLogID)
 	if len(id) != logIDSize {
-		return corruptf("%s: meta %s: %d bytes, want %d", l.path, keyLogID, len(id), logIDSize)
+		return nil, corruptf("%s: meta %s: %d bytes, want %d", s.path, keyLogID, len(id), logIDSize)
 	}
 	var vals [3]uint64
 	for i, k := range [][]byte{keyEpoch, keyFirstIndex, keyLastIndex} {
 		v := meta.Get(k)
 		if v == nil {
-			return corruptf("%s: meta %s missing", l.path, k)
+			return nil, corruptf("%s: meta %s missing", s.path, k)
 		}
 		n, err := decodeUint64(v)
 		if err != nil {
-			return corruptf("%s: meta %s: %v", l.path, k, err)
+			return nil, corruptf("%s: meta %s: %v", s.path, k, err)
 		}
 		vals[i] = n
 	}
 	epoch, first, last := vals[0], vals[1], vals[2]
 	if epoch == 0 {
-		return corruptf("%s: meta epoch is 0", l.path)
+		return nil, corruptf("%s: meta epoch is 0", s.path)
 	}
 	if first == 0 || last < first-1 {
-		return corruptf("%s: meta bounds are impossible: first_index %d, last_index %d", l.path, first, last)
+		return nil, corruptf("%s: meta bounds are impossible: first_index %d, last_index %d", s.path, first, last)
 	}
 	// The entries must span exactly [first, last]: check both ends.
 	c := entries.Cursor()
@@ -239,34 +380,33 @@ func (l *Log) loadMeta(tx *bolt.Tx) error {
 	var lastEpoch uint64
 	if last < first {
 		if k != nil {
-			return corruptf("%s: meta says the log is empty (first_index %d) but it holds key %x", l.path, first, k)
+			return nil, corruptf("%s: meta says the log is empty (first_index %d) but it holds key %x", s.path, first, k)
 		}
 	} else {
 		if !bytes.Equal(k, encodeKey(first)) {
-			return corruptf("%s: first key is %x, meta first_index is %d", l.path, k, first)
+			return nil, corruptf("%s: first key is %x, meta first_index is %d", s.path, k, first)
 		}
 		k, v := c.Last()
 		if !bytes.Equal(k, encodeKey(last)) {
-			return corruptf("%s: last key is %x, meta last_index is %d", l.path, k, last)
+			return nil, corruptf("%s: last key is %x, meta last_index is %d", s.path, k, last)
 		}
 		var e Entry
 		if err := decodeEntry(&e, v, nil); err != nil {
-			return corruptf("%s: entry %d: %v", l.path, last, err)
+			return nil, corruptf("%s: entry %d: %v", s.path, last, err)
 		}
 		if e.Index != last {
-			return corruptf("%s: entry %d: stored under key %d", l.path, e.Index, last)
+			return nil, corruptf("%s: entry %d: stored under key %d", s.path, e.Index, last)
 		}
 		lastEpoch = e.Epoch
 	}
-	l.id = hex.EncodeToString(id)
-	l.epoch, l.first, l.last, l.lastEpoch = epoch, first, last, lastEpoch
-	return nil
+	s.epoch, s.first, s.last, s.lastEpoch = epoch, first, last, lastEpoch
+	return bytes.Clone(id), nil
 }
 
 // ID returns the log_id: 32 lowercase hexadecimal characters.
 func (l *Log) ID() string { return l.id }
 
-// Path returns the path of the log's file.
+// Path returns the path of the log's active file (log.db).
 func (l *Log) Path() string { return l.path }
 
 // Epoch returns the log's epoch (master generation).
@@ -299,6 +439,13 @@ func (l *Log) LastEpoch() uint64 {
 	return l.lastEpoch
 }
 
+// Segments returns how many files the log is kept in.
+func (l *Log) Segments() int {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	return len(l.sealed) + 1
+}
+
 // bounds returns first, last and whether the log is closed.
 func (l *Log) bounds() (first, last uint64, closed bool) {
 	l.mu.RLock()
@@ -309,7 +456,9 @@ func (l *Log) bounds() (first, last uint64, closed bool) {
 // Append appends entries to the log in one bbolt transaction (one fsync).
 // entries[0].Index must be LastIndex()+1, the indices consecutive, and the
 // epochs non-decreasing from LastEpoch(); otherwise Append returns an error
-// wrapping ErrNotContiguous. Appending no entries does nothing.
+// wrapping ErrNotContiguous. Appending no entries does nothing. When the
+// active segment has reached Options.SegmentBytes, it is sealed first and a
+// new one started.
 //
 // When Append returns nil the entries are durable (unless Options.NoSync),
 // LastIndex() covers them, and every Notify channel taken before is closed.
@@ -363,14 +512,23 @@ func (l *Log) append(entries []*Entry) (uint64, error) {
 		values[i] = v
 	}
 	newLast := last + uint64(len(entries))
-
-	err := l.update(func(tx *bolt.Tx) error {
+	if l.active == nil {
+		return 0, fmt.Errorf("wal: append: %w", errNoActive)
+	}
+	if lim := l.opts.SegmentBytes; lim > 0 && l.activeSize >= lim && l.active.last >= l.active.first {
+		if err := l.seal(); err != nil {
+			return 0, fmt.Errorf("wal: append %d..%d: start a new segment: %w", last+1, newLast, err)
+		}
+	}
+	a := l.active
+	var size int64
+	err := a.update(func(tx *bolt.Tx) error {
 		b, meta := tx.Bucket(bucketEntries), tx.Bucket(bucketMeta)
 		if b == nil || meta == nil {
-			return corruptf("%s: buckets missing", l.path)
+			return corruptf("%s: buckets missing", a.path)
 		}
 		if stored, err := decodeUint64(meta.Get(keyLastIndex)); err != nil || stored != last {
-			return corruptf("%s: meta last_index is %x, the log expects %d", l.path, meta.Get(keyLastIndex), last)
+			return corruptf("%s: meta last_index is %x, the log expects %d", a.path, meta.Get(keyLastIndex), last)
 		}
 		// Keys only grow: fill pages completely instead of splitting them
 		// in half.
@@ -388,21 +546,120 @@ func (l *Log) append(entries []*Entry) (uint64, error) {
 				return fmt.Errorf("before commit: %w", err)
 			}
 		}
+		size = tx.Size()
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("wal: append %d..%d: %w", last+1, newLast, err)
 	}
+	a.last, a.lastEpoch = newLast, prevEpoch
 
 	l.mu.Lock()
 	l.last = newLast
 	l.lastEpoch = prevEpoch
+	l.activeSize = size
 	if !l.closed { // Close closed notify already
 		close(l.notify)
 		l.notify = make(chan struct{})
 	}
 	l.mu.Unlock()
 	return newLast, nil
+}
+
+// errNoActive is the error of a log whose active segment could not be
+// started again after it was sealed: reopening the log recovers it.
+var errNoActive = errors.New("no active segment (a seal failed; reopen the log)")
+
+// seal renames the active segment to its sealed name, opens it read-only,
+// and starts a new active segment after it. Called under appendMu. A crash
+// at any step leaves files that Open recovers: a sealed segment without an
+// active one after it gets a new one.
+func (l *Log) seal() error {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	old := l.active
+	sealedPath := l.sealedPath(old.first)
+	if err := old.db.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", old.path, err)
+	}
+	l.active = nil
+	if err := os.Rename(old.path, sealedPath); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(l.path)); err != nil {
+		return err
+	}
+	db, err := openBolt(sealedPath, &bolt.Options{Timeout: l.opts.Timeout, ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	sealed := &segment{path: sealedPath, db: db, first: old.first, last: old.last, epoch: old.epoch, lastEpoch: old.lastEpoch}
+	l.sealed = append(l.sealed, sealed)
+	db, err = openBolt(l.path, &bolt.Options{Timeout: l.opts.Timeout, NoSync: l.opts.NoSync})
+	if err != nil {
+		return err
+	}
+	a := &segment{path: l.path, db: db}
+	if err := a.initialise(identity{id: mustDecodeHex(l.id), epoch: old.epoch, first: old.last + 1, last: old.last}); err != nil {
+		_ = db.Close()
+		return err
+	}
+	if err := syncDir(filepath.Dir(l.path)); err != nil {
+		_ = db.Close()
+		return err
+	}
+	l.active = a
+	var size int64
+	_ = a.view(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
+	l.mu.Lock()
+	l.activeSize = size
+	l.mu.Unlock()
+	return nil
+}
+
+// Truncate deletes the sealed segments that hold only entries before index
+// keep, oldest first, giving their space back, and returns the new first
+// index (at most keep: entries before keep that share a segment with keep
+// stay). The active segment is never deleted. A crash part way leaves the
+// segments after the deleted ones, which still follow each other.
+func (l *Log) Truncate(keep uint64) (uint64, error) {
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if _, _, closed := l.bounds(); closed {
+		return 0, ErrClosed
+	}
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	deleted := 0
+	var err error
+	for len(l.sealed) > 0 && l.sealed[0].last < keep {
+		s := l.sealed[0]
+		if err = s.db.Close(); err != nil {
+			err = fmt.Errorf("wal: truncate: close %s: %w", s.path, err)
+			break
+		}
+		if err = os.Remove(s.path); err != nil {
+			err = fmt.Errorf("wal: truncate: %w", err)
+			break
+		}
+		l.sealed = l.sealed[1:]
+		deleted++
+	}
+	first := l.active.first
+	if len(l.sealed) > 0 {
+		first = l.sealed[0].first
+	}
+	l.mu.Lock()
+	l.first = first
+	l.mu.Unlock()
+	if deleted > 0 && !l.opts.NoSync {
+		if serr := syncDir(filepath.Dir(l.path)); serr != nil && err == nil {
+			err = fmt.Errorf("wal: truncate: sync directory: %w", serr)
+		}
+	}
+	return first, err
 }
 
 // Read returns the entries from index from on, in order: at most maxEntries
@@ -415,12 +672,12 @@ func (l *Log) append(entries []*Entry) (uint64, error) {
 // ErrOutOfRange. A corrupt entry gives an error wrapping ErrCorrupt that
 // names its index; it is never skipped.
 //
-// The entries are decoded in a short read transaction and share no memory
-// with the file.
+// The entries are decoded in short read transactions and share no memory
+// with the files.
 func (l *Log) Read(from uint64, maxEntries int, maxBytes int) ([]*Entry, error) {
 	var out []*Entry
-	err := l.scan(from, maxEntries, maxBytes, func(k, v []byte, want uint64) (uint64, error) {
-		e, err := l.decodeAt(k, v, want)
+	err := l.scan(from, maxEntries, maxBytes, func(s *segment, k, v []byte, want uint64) (uint64, error) {
+		e, err := s.decodeAt(k, v, want)
 		if err != nil {
 			return 0, err
 		}
@@ -442,21 +699,21 @@ func (l *Log) Read(from uint64, maxEntries int, maxBytes int) ([]*Entry, error) 
 // ReadEncoded is Read without decoding: it returns the entries' encodings
 // (format.go), as a feed sends them on. Each is checked as Read checks it
 // (checksum, version, index, epoch order) but not decoded; the encodings
-// share one buffer, none with the file.
+// share one buffer, none with the files.
 func (l *Log) ReadEncoded(from uint64, maxEntries int, maxBytes int) ([][]byte, error) {
 	var out [][]byte
 	var buf []byte
-	err := l.scan(from, maxEntries, maxBytes, func(k, v []byte, want uint64) (uint64, error) {
-		idx, err := l.checkKey(k, want)
+	err := l.scan(from, maxEntries, maxBytes, func(s *segment, k, v []byte, want uint64) (uint64, error) {
+		idx, err := s.checkKey(k, want)
 		if err != nil {
 			return 0, err
 		}
 		index, epoch, err := checkEncoded(v)
 		if err != nil {
-			return 0, corruptf("%s: entry %d: %v", l.path, idx, err)
+			return 0, corruptf("%s: entry %d: %v", s.path, idx, err)
 		}
 		if index != idx {
-			return 0, corruptf("%s: entry %d: stored under key %d", l.path, index, idx)
+			return 0, corruptf("%s: entry %d: stored under key %d", s.path, index, idx)
 		}
 		if cap(buf)-len(buf) < len(v) {
 			// Room for the entries that remain if they are the size of
@@ -487,12 +744,14 @@ func (l *Log) ReadEncoded(from uint64, maxEntries int, maxBytes int) ([][]byte, 
 }
 
 // scan calls fn with each stored entry from index from, within the bounds
-// Read documents, in one read transaction. fn checks the entry stored
-// under key k, which must be index want, and returns its epoch; v is valid
-// only during the call.
-func (l *Log) scan(from uint64, maxEntries int, maxBytes int, fn func(k, v []byte, want uint64) (uint64, error)) error {
+// Read documents, segment by segment, in one read transaction each. fn
+// checks the entry of segment s stored under key k, which must be index
+// want, and returns its epoch; v is valid only during the call.
+func (l *Log) scan(from uint64, maxEntries int, maxBytes int, fn func(s *segment, k, v []byte, want uint64) (uint64, error)) error {
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
 	first, last, closed := l.bounds()
 	if closed {
 		return ErrClosed
@@ -503,73 +762,97 @@ func (l *Log) scan(from uint64, maxEntries int, maxBytes int, fn func(k, v []byt
 	if from == last+1 {
 		return nil
 	}
-	return l.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEntries)
-		if b == nil {
-			return corruptf("%s: bucket %q missing", l.path, bucketEntries)
-		}
-		c := b.Cursor()
-		size, n := 0, 0
-		var prevEpoch uint64
-		want := from
-		k, v := c.Seek(encodeKey(from))
+	if l.active == nil {
+		return fmt.Errorf("wal: read: %w", errNoActive)
+	}
+	size, n := 0, 0
+	var prevEpoch uint64
+	want := from
+	for _, s := range append(l.sealed[:len(l.sealed):len(l.sealed)], l.active) {
 		// Stop at the last index read above: a commit that the snapshot
 		// holds but LastIndex() does not show yet stays invisible, so
 		// readers never see past LastIndex().
-		for ; k != nil && want <= last; k, v = c.Next() {
-			if maxEntries > 0 && n >= maxEntries {
-				return nil
-			}
-			if maxBytes > 0 && n > 0 && size+len(v) > maxBytes {
-				return nil
-			}
-			epoch, err := fn(k, v, want)
-			if err != nil {
-				return err
-			}
-			if n > 0 && epoch < prevEpoch {
-				return corruptf("%s: entry %d: epoch %d is below the epoch %d before it",
-					l.path, want, epoch, prevEpoch)
-			}
-			prevEpoch = epoch
-			n++
-			size += len(v)
-			want++
+		end := min(s.last, last)
+		if s == l.active {
+			end = last
 		}
-		// The log ended early: the snapshot holds at least [first, last]
-		// as they were before it began.
-		if want <= last {
-			return corruptf("%s: entry %d missing (meta last_index %d)", l.path, want, last)
+		if want > end {
+			continue
 		}
-		return nil
-	})
+		full := false
+		err := s.view(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketEntries)
+			if b == nil {
+				return corruptf("%s: bucket %q missing", s.path, bucketEntries)
+			}
+			c := b.Cursor()
+			for k, v := c.Seek(encodeKey(want)); k != nil && want <= end; k, v = c.Next() {
+				if (maxEntries > 0 && n >= maxEntries) || (maxBytes > 0 && n > 0 && size+len(v) > maxBytes) {
+					full = true
+					return nil
+				}
+				epoch, err := fn(s, k, v, want)
+				if err != nil {
+					return err
+				}
+				if n > 0 && epoch < prevEpoch {
+					return corruptf("%s: entry %d: epoch %d is below the epoch %d before it",
+						s.path, want, epoch, prevEpoch)
+				}
+				prevEpoch = epoch
+				n++
+				size += len(v)
+				want++
+			}
+			// The segment ended early: it holds [first, last] as they
+			// were before the transaction began.
+			if want <= end {
+				return corruptf("%s: entry %d missing (meta last_index %d)", s.path, want, end)
+			}
+			return nil
+		})
+		if err != nil || full || want > last {
+			return err
+		}
+	}
+	return nil
+}
+
+// segmentOf returns the segment that holds index, under segMu.
+func (l *Log) segmentOf(index uint64) *segment {
+	for _, s := range l.sealed {
+		if index >= s.first && index <= s.last {
+			return s
+		}
+	}
+	return l.active
 }
 
 // checkKey checks that k is the key of index want.
-func (l *Log) checkKey(k []byte, want uint64) (uint64, error) {
+func (s *segment) checkKey(k []byte, want uint64) (uint64, error) {
 	idx, err := decodeKey(k)
 	if err != nil {
-		return 0, corruptf("%s: entry %d: %v", l.path, want, err)
+		return 0, corruptf("%s: entry %d: %v", s.path, want, err)
 	}
 	if idx != want {
-		return 0, corruptf("%s: entry %d missing (next key is %d)", l.path, want, idx)
+		return 0, corruptf("%s: entry %d missing (next key is %d)", s.path, want, idx)
 	}
 	return idx, nil
 }
 
 // decodeAt decodes the value v stored under key k, which must be the key of
 // index want.
-func (l *Log) decodeAt(k, v []byte, want uint64) (*Entry, error) {
-	idx, err := l.checkKey(k, want)
+func (s *segment) decodeAt(k, v []byte, want uint64) (*Entry, error) {
+	idx, err := s.checkKey(k, want)
 	if err != nil {
 		return nil, err
 	}
 	e := new(Entry)
 	if err := decodeEntry(e, v, nil); err != nil {
-		return nil, corruptf("%s: entry %d: %v", l.path, idx, err)
+		return nil, corruptf("%s: entry %d: %v", s.path, idx, err)
 	}
 	if e.Index != idx {
-		return nil, corruptf("%s: entry %d: stored under key %d", l.path, e.Index, idx)
+		return nil, corruptf("%s: entry %d: stored under key %d", s.path, e.Index, idx)
 	}
 	return e, nil
 }
@@ -579,6 +862,8 @@ func (l *Log) decodeAt(k, v []byte, want uint64) (*Entry, error) {
 func (l *Log) EntryEpoch(index uint64) (uint64, error) {
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
 	first, last, closed := l.bounds()
 	if closed {
 		return 0, ErrClosed
@@ -592,18 +877,22 @@ func (l *Log) EntryEpoch(index uint64) (uint64, error) {
 	if index == last {
 		return l.LastEpoch(), nil
 	}
+	s := l.segmentOf(index)
+	if s == nil {
+		return 0, fmt.Errorf("wal: entry %d: %w", index, errNoActive)
+	}
 	var epoch uint64
-	err := l.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEntries)
 		if b == nil {
-			return corruptf("%s: bucket %q missing", l.path, bucketEntries)
+			return corruptf("%s: bucket %q missing", s.path, bucketEntries)
 		}
 		k := encodeKey(index)
 		v := b.Get(k)
 		if v == nil {
-			return corruptf("%s: entry %d missing", l.path, index)
+			return corruptf("%s: entry %d missing", s.path, index)
 		}
-		e, err := l.decodeAt(k, v, index)
+		e, err := s.decodeAt(k, v, index)
 		if err != nil {
 			return err
 		}
@@ -642,27 +931,38 @@ func (l *Log) Wait(ctx context.Context, after uint64) error {
 	}
 }
 
-// Size returns the size of the log's file in bytes as bbolt sees it (its
-// high-water mark times its page size), or 0 when the log is closed.
+// Size returns the bytes the log takes on disk: the active file as bbolt
+// sees it (its high-water mark times its page size) and the sealed ones;
+// 0 when the log is closed.
 func (l *Log) Size() int64 {
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
 	if _, _, closed := l.bounds(); closed {
 		return 0
 	}
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
 	var size int64
-	_ = l.view(func(tx *bolt.Tx) error {
-		size = tx.Size()
-		return nil
-	})
+	for _, s := range l.sealed {
+		if fi, err := os.Stat(s.path); err == nil {
+			size += fi.Size()
+		}
+	}
+	if l.active != nil {
+		_ = l.active.view(func(tx *bolt.Tx) error {
+			size += tx.Size()
+			return nil
+		})
+	}
 	return size
 }
 
-// Check verifies the whole log: the meta bucket matches the in-memory state,
-// the entries run without gaps from the first index to the last, each one
-// decodes with a valid checksum and holds the index of its key, the epochs
-// never decrease, and bbolt's own page structure is consistent. It reads
-// every entry and blocks Append meanwhile. Errors wrap ErrCorrupt.
+// Check verifies the whole log: each segment's meta matches what the log
+// holds, the entries run without gaps from the first index to the last
+// across the segments, each one decodes with a valid checksum and holds the
+// index of its key, the epochs never decrease, and bbolt's own page
+// structure of each file is consistent. It reads every entry and blocks
+// Append meanwhile. Errors wrap ErrCorrupt.
 func (l *Log) Check() error {
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
@@ -672,62 +972,80 @@ func (l *Log) Check() error {
 	// bbolt's check is not safe beside a writer on a read transaction.
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if l.active == nil {
+		return fmt.Errorf("wal: check: %w", errNoActive)
+	}
 	first, last, _ := l.bounds()
 	epoch, lastEpoch := l.Epoch(), l.LastEpoch()
-
-	return l.view(func(tx *bolt.Tx) error {
-		meta, entries := tx.Bucket(bucketMeta), tx.Bucket(bucketEntries)
-		if meta == nil || entries == nil {
-			return corruptf("%s: buckets missing", l.path)
+	want := first
+	var prevEpoch uint64
+	for _, s := range append(l.sealed[:len(l.sealed):len(l.sealed)], l.active) {
+		segLast, segEpoch := s.last, s.epoch
+		if s == l.active {
+			segLast, segEpoch = last, epoch
 		}
-		if id := meta.Get(keyLogID); hex.EncodeToString(id) != l.id {
-			return corruptf("%s: meta log_id is %x, the log was opened with %s", l.path, id, l.id)
+		if s.first != want {
+			return corruptf("%s: starts at %d, the log expects %d", s.path, s.first, want)
 		}
-		for _, kv := range []struct {
-			k    []byte
-			want uint64
-		}{{keyEpoch, epoch}, {keyFirstIndex, first}, {keyLastIndex, last}} {
-			if got, err := decodeUint64(meta.Get(kv.k)); err != nil || got != kv.want {
-				return corruptf("%s: meta %s is %x, want %d", l.path, kv.k, meta.Get(kv.k), kv.want)
+		err := s.view(func(tx *bolt.Tx) error {
+			meta, entries := tx.Bucket(bucketMeta), tx.Bucket(bucketEntries)
+			if meta == nil || entries == nil {
+				return corruptf("%s: buckets missing", s.path)
 			}
-		}
-
-		want := first
-		var prevEpoch uint64
-		c := entries.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if want > last {
-				return corruptf("%s: key %x beyond meta last_index %d", l.path, k, last)
+			if id := meta.Get(keyLogID); hex.EncodeToString(id) != l.id {
+				return corruptf("%s: meta log_id is %x, the log was opened with %s", s.path, id, l.id)
 			}
-			e, err := l.decodeAt(k, v, want)
-			if err != nil {
-				return err
+			for _, kv := range []struct {
+				k    []byte
+				want uint64
+			}{{keyEpoch, segEpoch}, {keyFirstIndex, s.first}, {keyLastIndex, segLast}} {
+				if got, err := decodeUint64(meta.Get(kv.k)); err != nil || got != kv.want {
+					return corruptf("%s: meta %s is %x, want %d", s.path, kv.k, meta.Get(kv.k), kv.want)
+				}
 			}
-			if e.Epoch < prevEpoch {
-				return corruptf("%s: entry %d: epoch %d is below the epoch %d before it", l.path, e.Index, e.Epoch, prevEpoch)
+			c := entries.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if want > segLast {
+					return corruptf("%s: key %x beyond meta last_index %d", s.path, k, segLast)
+				}
+				e, err := s.decodeAt(k, v, want)
+				if err != nil {
+					return err
+				}
+				if e.Epoch < prevEpoch {
+					return corruptf("%s: entry %d: epoch %d is below the epoch %d before it", s.path, e.Index, e.Epoch, prevEpoch)
+				}
+				prevEpoch = e.Epoch
+				want++
 			}
-			prevEpoch = e.Epoch
-			want++
-		}
-		if want <= last {
-			return corruptf("%s: entry %d missing (meta last_index %d)", l.path, want, last)
-		}
-		if prevEpoch != lastEpoch {
-			return corruptf("%s: last entry has epoch %d, the log expects %d", l.path, prevEpoch, lastEpoch)
-		}
-
-		var errs []error
-		for err := range tx.Check() {
-			errs = append(errs, err) // drain: the checker goroutine sends until done
-		}
-		if len(errs) > 0 {
-			if len(errs) > 10 {
-				errs = append(errs[:10], fmt.Errorf("… and %d more", len(errs)-10))
+			if want <= segLast {
+				return corruptf("%s: entry %d missing (meta last_index %d)", s.path, want, segLast)
 			}
-			return corruptf("%s: bbolt check: %s", l.path, joinErrors(errs))
+			var errs []error
+			for err := range tx.Check() {
+				errs = append(errs, err) // drain: the checker goroutine sends until done
+			}
+			if len(errs) > 0 {
+				if len(errs) > 10 {
+					errs = append(errs[:10], fmt.Errorf("… and %d more", len(errs)-10))
+				}
+				return corruptf("%s: bbolt check: %s", s.path, joinErrors(errs))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	if want != last+1 {
+		return corruptf("%s: the segments end at %d, the log at %d", l.path, want-1, last)
+	}
+	if prevEpoch != lastEpoch {
+		return corruptf("%s: last entry has epoch %d, the log expects %d", l.path, prevEpoch, lastEpoch)
+	}
+	return nil
 }
 
 // Close closes the log, after the operations in progress. It wakes every
@@ -745,35 +1063,43 @@ func (l *Log) Close() error {
 
 	l.closeMu.Lock()
 	defer l.closeMu.Unlock()
-	if err := l.db.Close(); err != nil {
-		return fmt.Errorf("wal: close %s: %w", l.path, err)
+	var first error
+	for _, s := range l.sealed {
+		if err := s.db.Close(); err != nil && first == nil {
+			first = fmt.Errorf("wal: close %s: %w", s.path, err)
+		}
 	}
-	return nil
+	if l.active != nil {
+		if err := l.active.db.Close(); err != nil && first == nil {
+			first = fmt.Errorf("wal: close %s: %w", l.active.path, err)
+		}
+	}
+	return first
 }
 
 // view runs fn in a read transaction, turning a memory fault on the mapped
 // file into an error (see guard).
-func (l *Log) view(fn func(*bolt.Tx) error) (err error) {
-	defer l.guard(&err, true)()
-	return l.db.View(fn)
+func (s *segment) view(fn func(*bolt.Tx) error) (err error) {
+	defer guard(s.path, &err, true)()
+	return s.db.View(fn)
 }
 
 // update runs fn in a write transaction, turning a memory fault into an
 // error. Other panics go on: a write path that panics has a bug to see.
-func (l *Log) update(fn func(*bolt.Tx) error) (err error) {
-	defer l.guard(&err, false)()
-	return l.db.Update(fn)
+func (s *segment) update(fn func(*bolt.Tx) error) (err error) {
+	defer guard(s.path, &err, false)()
+	return s.db.Update(fn)
 }
 
-// guard is the second line of defence behind checkBoltFile: bbolt reads the
+// guard is the second line of defence behind checkBoltFile: bbolt reads a
 // file through a memory map, and a page that vanished (the file shrank
 // under us) or a damaged page that bbolt trips over would otherwise kill the
-// process. Use as `defer l.guard(&err)()`: it makes faults panic in this
+// process. Use as `defer guard(path, &err)()`: it makes faults panic in this
 // goroutine, and turns that panic into an error wrapping ErrCorrupt. With
 // anyPanic, it does the same with any other panic, such as bbolt's on a
 // damaged page. bbolt's View and Update roll their transaction back before
 // the panic reaches us.
-func (l *Log) guard(err *error, anyPanic bool) func() {
+func guard(path string, err *error, anyPanic bool) func() {
 	old := debug.SetPanicOnFault(true)
 	return func() {
 		r := recover()
@@ -783,13 +1109,13 @@ func (l *Log) guard(err *error, anyPanic bool) func() {
 		}
 		if fault, ok := r.(interface{ Addr() uintptr }); ok {
 			*err = corruptf("%s: memory fault at %#x reading the mapped file (truncated or damaged?): %v",
-				l.path, fault.Addr(), r)
+				path, fault.Addr(), r)
 			return
 		}
 		if !anyPanic {
 			panic(r)
 		}
-		*err = corruptf("%s: panic reading the file (damaged page?): %v", l.path, r)
+		*err = corruptf("%s: panic reading the file (damaged page?): %v", path, r)
 	}
 }
 
@@ -802,4 +1128,20 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// openBolt opens path with bbolt. bbolt reads the meta and freelist pages
+// as it opens the file, and panics (or faults) on some damage that
+// checkBoltFile cannot see: that becomes an error wrapping ErrCorrupt
+// instead of a crash. The damaged file then stays open and locked until the
+// process exits, which it should: the log cannot be used.
+func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			db, err = nil, corruptf("%s: bbolt cannot open the file (damaged page?): %v", path, r)
+		}
+	}()
+	return bolt.Open(path, 0o600, opts)
 }
