@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -99,4 +100,83 @@ func (c *conn) copyFrom(ctx context.Context, src *conn) error {
 		return c.errorf(rc, "backup finish")
 	}
 	return nil
+}
+
+// Install replaces the database with the SQLite file at path (a snapshot
+// that was checked), atomically: the file is fsynced and renamed over the
+// database's, so that a crash at any point leaves either the old database
+// or the new one, never a mix. Reads and the writer wait meanwhile; the
+// connections are opened again on the new file.
+func (d *DB) Install(path string) error {
+	if d.closed.Load() {
+		return ErrClosed
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	// Take every reader back: the queries running end first.
+	readers := make([]*conn, 0, d.nread)
+	for range d.nread {
+		c, ok := <-d.readers
+		if !ok {
+			return ErrClosed
+		}
+		readers = append(readers, c)
+	}
+	put := func() {
+		for _, c := range readers {
+			d.readers <- c
+		}
+	}
+	for _, c := range readers {
+		_ = c.close()
+	}
+	// The writer closes last: it checkpoints and removes the WAL file.
+	if err := d.w.close(); err != nil {
+		d.logger.Warn("install: closing the old database", "err", err)
+	}
+	rerr := os.Rename(path, d.path)
+	if rerr == nil {
+		rerr = syncDir(filepath.Dir(d.path))
+	}
+	// Open again, on the new file or (when the rename failed) the old one.
+	w, err := openConn(d.path, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_CREATE)
+	if err != nil {
+		return fmt.Errorf("install: reopen: %w", err)
+	}
+	d.w = w
+	if err := d.setupWriter(); err != nil {
+		return fmt.Errorf("install: reopen: %w", err)
+	}
+	for i := range readers {
+		r, err := openReader(d.path)
+		if err != nil {
+			return fmt.Errorf("install: reopen: %w", err)
+		}
+		readers[i] = r
+	}
+	put()
+	if rerr != nil {
+		return fmt.Errorf("install: %w", rerr)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }

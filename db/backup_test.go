@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -74,5 +75,46 @@ func TestBackupWhileWriting(t *testing.T) {
 	}
 	if _, err := d.Backup(context.Background(), path); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Fatalf("a backup over an existing file: %v", err)
+	}
+}
+
+// Install puts a copy in the place of a database, which then follows the
+// log from the copy's index; its connections, reads included, work on the
+// new file.
+func TestInstall(t *testing.T) {
+	d := mustOpenDB(t)
+	m := newMaster(t, d)
+	m.exec(pinnedMS, 1, "CREATE TABLE t (v)", "CREATE VIRTUAL TABLE f USING fts5(a)")
+	m.exec(pinnedMS, 2, "INSERT INTO t VALUES ('a')", "INSERT INTO f VALUES ('alpha')")
+	copyPath := filepath.Join(t.TempDir(), "copy.sqlite")
+	pos, err := d.Backup(context.Background(), copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.exec(pinnedMS, 3, "INSERT INTO t VALUES ('b')", "INSERT INTO f VALUES ('beta')")
+	// A slave holding something else entirely, with cached statements.
+	s := mustOpenDB(t)
+	ms := newMaster(t, s)
+	ms.exec(pinnedMS, 9, "CREATE TABLE other (x)", "INSERT INTO other VALUES (1)")
+	mustQuery(t, s, "SELECT * FROM other")
+	if err := s.Install(copyPath); err != nil {
+		t.Fatal(err)
+	}
+	if s.AppliedIndex() != pos.Index || s.LogID() != pos.LogID {
+		t.Fatalf("installed at %d %s, the copy is at %+v", s.AppliedIndex(), s.LogID(), pos)
+	}
+	if _, err := s.Query(context.Background(), stmts("SELECT * FROM other")); err == nil {
+		t.Fatal("the old database's table is still there")
+	}
+	if err := s.Apply(testLogID, m.entries[pos.Index:]); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := d.Checksum(context.Background())
+	b, _ := s.Checksum(context.Background())
+	if a.Sum != b.Sum || len(mustQuery(t, s, "SELECT * FROM t")) != 2 {
+		t.Fatal("installed and brought up to date, the database differs from the master")
+	}
+	if _, err := os.Stat(copyPath); !os.IsNotExist(err) {
+		t.Fatalf("the installed file is still at its old path: %v", err)
 	}
 }

@@ -71,13 +71,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	for i := 0; i < opts.Readers; i++ {
-		r, err := openConn(path, sqlite3.SQLITE_OPEN_READONLY)
-		if err == nil {
-			err = setupConn(r, "PRAGMA query_only=1;")
-		}
-		if err == nil {
-			r.watchCancel()
-		}
+		r, err := openReader(path)
 		if err != nil {
 			d.Close()
 			return nil, fmt.Errorf("open sqlite %s for reading: %w", path, err)
@@ -86,6 +80,21 @@ func Open(path string, opts Options) (*DB, error) {
 		d.readers <- r
 	}
 	return d, nil
+}
+
+// openReader opens a read-only connection: SQLITE_OPEN_READONLY and
+// query_only, stopped by its cancel mark.
+func openReader(path string) (*conn, error) {
+	r, err := openConn(path, sqlite3.SQLITE_OPEN_READONLY)
+	if err != nil {
+		return nil, err
+	}
+	if err := setupConn(r, "PRAGMA query_only=1;"); err != nil {
+		r.close()
+		return nil, err
+	}
+	r.watchCancel()
+	return r, nil
 }
 
 // checkFileSize refuses a database file that is not a whole number of
