@@ -55,6 +55,8 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, master.ErrLogConflict), errors.Is(err, wal.ErrOutOfRange):
 		return http.StatusConflict
+	case errors.Is(err, master.ErrCompacted):
+		return http.StatusGone
 	case errors.Is(err, master.ErrStopped), errors.Is(err, master.ErrAppend), errors.Is(err, master.ErrHalted),
 		errors.Is(err, ErrMasterUnreachable), errors.Is(err, ErrSnapshotGone),
 		errors.Is(err, slave.ErrDiverged), errors.Is(err, db.ErrClosed):
@@ -75,6 +77,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(err)
 	body := client.ErrorResponse{Error: err.Error()}
 	body.SQLiteCode, body.SQLiteExtendedCode, _ = sqliteCodes(err)
+	var ce *master.CompactedError
+	if errors.As(err, &ce) {
+		body.SnapshotIndex = ce.Snapshot
+	}
 	var se *client.StatusError
 	if errors.As(err, &se) {
 		body.Error, body.Master = se.Msg, se.Master

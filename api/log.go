@@ -140,6 +140,13 @@ func (s *Server) logStatus() client.LogStatus {
 		if err := s.Master.Err(); err != nil {
 			st.State, st.Error = client.StateHalted, err.Error()
 		}
+		st.LogBytes, st.LogSegments = lg.Size(), lg.Segments()
+		if s.Snapshots != nil {
+			if info, err := s.Snapshots.Latest(); err == nil {
+				age := time.Since(info.Created).Seconds()
+				st.SnapshotIndex, st.SnapshotAgeSecs = &info.Index, &age
+			}
+		}
 		for _, sl := range s.Master.Slaves() {
 			st.Slaves = append(st.Slaves, client.SlaveStatus{ID: sl.ID, URL: sl.URL, AppliedIndex: sl.Applied,
 				LagEntries: sl.Lag, LastSeen: sl.LastSeen.UTC().Format(time.RFC3339)})
@@ -155,5 +162,6 @@ func (s *Server) logStatus() client.LogStatus {
 	}
 	return client.LogStatus{Role: "slave", ID: s.ID, LogID: d.LogID(), Master: s.Slave.MasterURL(), State: ss.State,
 		Error: ss.Err, FirstIndex: ss.MasterFirst, LastIndex: masterLast, AppliedIndex: applied,
-		MasterLastIndex: &masterLast, LagEntries: &lag}
+		MasterLastIndex: &masterLast, LagEntries: &lag,
+		BootstrapBytesDone: ss.BootstrapDone, BootstrapBytesTotal: ss.BootstrapTotal}
 }

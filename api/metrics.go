@@ -84,11 +84,26 @@ func (s *Server) registerMetrics(r *mux.Router) {
 		func() float64 { return float64(s.db().AppliedIndex()) })
 	gauge("walship_process_rss_anon_bytes", "Anonymous resident memory of the process (RssAnon in /proc/self/status; bbolt and SQLite map their files, which total RSS also counts). 0 where unknown.",
 		rssAnon)
+	if s.Snapshots != nil {
+		gauge("walship_snapshot_index", "Applied index of this node's latest snapshot (0: none).", func() float64 {
+			if info, err := s.Snapshots.Latest(); err == nil {
+				return float64(info.Index)
+			}
+			return 0
+		})
+		gauge("walship_snapshot_age_seconds", "Age of this node's latest snapshot (0: none).", func() float64 {
+			if info, err := s.Snapshots.Latest(); err == nil {
+				return time.Since(info.Created).Seconds()
+			}
+			return 0
+		})
+	}
 	if s.Master != nil {
 		lg := s.Master.Log()
 		gauge("walship_log_first_index", "First index of the master's log.", func() float64 { return float64(lg.FirstIndex()) })
 		gauge("walship_log_last_index", "Last index of the master's log.", func() float64 { return float64(lg.LastIndex()) })
-		gauge("walship_log_size_bytes", "Size of the master's log file.", func() float64 { return float64(lg.Size()) })
+		gauge("walship_log_size_bytes", "Bytes the master's log files take.", func() float64 { return float64(lg.Size()) })
+		gauge("walship_log_segments", "Files the master's log is kept in (log.db and the sealed segments).", func() float64 { return float64(lg.Segments()) })
 		m.reg.MustRegister(&slaveCollector{s: s})
 	} else {
 		gauge("walship_lag_entries", "Entries the master has that this slave has not applied yet.", func() float64 {

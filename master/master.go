@@ -6,7 +6,8 @@
 // A Master owns one goroutine, the writer (run), started by Open and
 // stopped by Close. It alone uses the database's writer connection and
 // appends to the log. Feed handlers run on the HTTP server's goroutines and
-// only read the log.
+// only read the log. With a retention, a second goroutine (compactLoop)
+// takes snapshots and removes old log segments.
 //
 // # Halted
 //
@@ -24,11 +25,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/walship/walship/db"
+	"github.com/walship/walship/snapshot"
 	"github.com/walship/walship/wal"
 )
 
@@ -46,7 +49,26 @@ var (
 	// ErrHalted is returned for a write while the master is halted: SQLite
 	// could not apply entries the log holds (see Master.Err for why).
 	ErrHalted = errors.New("writes are stopped")
+	// ErrCompacted is returned (as a *CompactedError) by Feed when the
+	// entries asked for were removed from the log: the slave bootstraps
+	// from a snapshot.
+	ErrCompacted = errors.New("the entries asked for were compacted away")
 )
+
+// CompactedError is Feed's answer to a request below the log's first
+// index.
+type CompactedError struct {
+	From, First uint64
+	// Snapshot is the index of the master's latest snapshot (0 if none).
+	Snapshot uint64
+}
+
+func (e *CompactedError) Error() string {
+	return fmt.Sprintf("%v: from %d, the log starts at %d; bootstrap from the snapshot at %d (GET /db/snapshot)",
+		ErrCompacted, e.From, e.First, e.Snapshot)
+}
+
+func (e *CompactedError) Unwrap() error { return ErrCompacted }
 
 // Config configures a Master.
 type Config struct {
@@ -71,6 +93,22 @@ type Config struct {
 	// requests it carried, the entries it appended, the log append's time
 	// (its fsync included) and the SQLite time (run and commit).
 	OnCommit func(requests, entries int, appendDur, applyDur time.Duration)
+
+	// The retention bounds the log (Compact): RetainEntries caps how many
+	// entries stay, RetainBytes how many bytes of log files, RetainFor how
+	// old they may be; 0 sets no cap. An entry beyond any cap is removed,
+	// with the whole segment it is in, once a snapshot covers it (one is
+	// taken when needed): a slave that still needs it bootstraps from the
+	// snapshot. Entries within every cap stay, even when every slave has
+	// them. With no cap, or without Snapshots, the log only grows.
+	RetainEntries uint64
+	RetainBytes   int64
+	RetainFor     time.Duration
+	// CompactEvery is how often the log is checked against the retention.
+	// Zero means 10s.
+	CompactEvery time.Duration
+	// Snapshots keeps the master's snapshots; nil means none.
+	Snapshots *snapshot.Store
 }
 
 // Master accepts writes, appends them to the log and applies them.
@@ -145,8 +183,14 @@ func Open(log *wal.Log, database *db.DB, cfg Config) (*Master, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.CompactEvery <= 0 {
+		cfg.CompactEvery = 10 * time.Second
+	}
 	m := &Master{cfg: cfg, log: log, db: database, queue: make(chan *pending, 4*cfg.MaxBatch),
 		slaves: make(map[string]*slaveProgress), done: make(chan struct{}), published: make(chan struct{})}
+	if err := m.restore(); err != nil {
+		return nil, err
+	}
 	if err := m.check(); err != nil {
 		return nil, err
 	}
@@ -160,7 +204,36 @@ func Open(log *wal.Log, database *db.DB, cfg Config) (*Master, error) {
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.run() }()
+	if m.compacts() {
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); m.compactLoop() }()
+	}
 	return m, nil
+}
+
+// restore installs the latest snapshot when the database is behind the
+// log's first index (a database lost beside a compacted log): the log
+// alone cannot rebuild it.
+func (m *Master) restore() error {
+	logID, applied, first := m.db.LogID(), m.db.AppliedIndex(), m.log.FirstIndex()
+	if applied+1 >= first || (logID != "" && logID != m.log.ID()) || m.cfg.Snapshots == nil {
+		return nil
+	}
+	info, err := m.cfg.Snapshots.Latest()
+	if err != nil || info.LogID != m.log.ID() || info.Index+1 < first || info.Index > m.log.LastIndex() {
+		return nil // check says why it cannot start
+	}
+	tmp := m.db.Path() + ".restore"
+	_ = os.Remove(tmp)
+	if err := m.cfg.Snapshots.Restore(info, tmp); err != nil {
+		return fmt.Errorf("restore the snapshot at %d: %w", info.Index, err)
+	}
+	if err := m.db.Install(tmp); err != nil {
+		return fmt.Errorf("restore the snapshot at %d: %w", info.Index, err)
+	}
+	m.cfg.Logger.Warn("the database was behind the log's first index: restored from the snapshot", "index", info.Index,
+		"first_index", first)
+	return nil
 }
 
 // check refuses a database that follows another log or is ahead of the
@@ -177,7 +250,8 @@ func (m *Master) check() error {
 			m.db.Path(), applied, m.log.Path(), last)
 	}
 	if applied < m.log.FirstIndex()-1 {
-		return fmt.Errorf("refusing to start: the database applied index %d, but the log starts at %d", applied, m.log.FirstIndex())
+		return fmt.Errorf("refusing to start: the database applied index %d, but the log starts at %d and no snapshot of this log covers the entries before it; restore a database or a snapshot (DATA/snapshots) of log %s",
+			applied, m.log.FirstIndex(), m.log.ID())
 	}
 	return nil
 }
@@ -526,11 +600,22 @@ func (m *Master) Feed(ctx context.Context, req FeedRequest) ([][]byte, error) {
 	if req.LogID != "" && req.LogID != m.log.ID() {
 		return nil, fmt.Errorf("%w: the slave follows log %s, this master's log is %s", ErrLogConflict, req.LogID, m.log.ID())
 	}
-	last := m.log.LastIndex()
+	first, last := m.log.FirstIndex(), m.log.LastIndex()
 	if req.From == 0 || req.From > last+1 {
 		return nil, fmt.Errorf("%w: from %d is beyond the log's next index %d", ErrLogConflict, req.From, last+1)
 	}
-	if req.KnowsEpoch && req.Applied > 0 {
+	if req.From < first {
+		ce := &CompactedError{From: req.From, First: first}
+		if m.cfg.Snapshots != nil {
+			if info, err := m.cfg.Snapshots.Latest(); err == nil {
+				ce.Snapshot = info.Index
+			}
+		}
+		return nil, ce
+	}
+	// The entry the slave applied last may be compacted away: its epoch
+	// cannot be checked then (the log_id was).
+	if req.KnowsEpoch && req.Applied > 0 && req.Applied >= first {
 		epoch, err := m.log.EntryEpoch(req.Applied)
 		if err != nil {
 			return nil, fmt.Errorf("%w: entry %d: %w", ErrLogConflict, req.Applied, err)

@@ -65,6 +65,8 @@ type Slave struct {
 	// forward sends clients' writes to the master; unlike the feed it waits
 	// as long as a write takes.
 	forward *client.Client
+	// snapshots downloads the master's snapshot to bootstrap.
+	snapshots *client.Client
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -83,6 +85,10 @@ type Slave struct {
 	lastEpoch    uint64
 	knowsEpoch   bool
 	applied      chan struct{} // closed and replaced at every apply
+	// bootETag names the snapshot being downloaded (to resume it);
+	// bootDone and bootTotal are its bytes received and in all.
+	bootETag            string
+	bootDone, bootTotal int64
 }
 
 // Open starts replicating into database from cfg.MasterURL.
@@ -114,7 +120,8 @@ func Open(database *db.DB, cfg Config) (*Slave, error) {
 	tr.ResponseHeaderTimeout = cfg.Wait + 2*time.Second
 	c.HTTP = &http.Client{Timeout: cfg.Wait + 30*time.Second, Transport: tr}
 	fwd := client.New(cfg.MasterURL)
-	s := &Slave{cfg: cfg, db: database, master: c, forward: fwd, state: client.StateDisconnected, applied: make(chan struct{})}
+	s := &Slave{cfg: cfg, db: database, master: c, forward: fwd, snapshots: snapshotClient(cfg.MasterURL),
+		state: client.StateDisconnected, applied: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.run() }()
@@ -148,13 +155,26 @@ func (s *Slave) run() {
 			// It worked until now: retry soon, as after a first failure.
 			backoff = 50 * time.Millisecond
 		}
+		if errors.Is(err, errBootstrap) {
+			if err = s.bootstrap(s.ctx); err == nil {
+				backoff = 50 * time.Millisecond
+				continue
+			}
+			if s.ctx.Err() != nil {
+				return
+			}
+		}
 		if errors.Is(err, ErrDiverged) {
 			s.cfg.Logger.Error("diverged: this slave's history differs from the master's; it stops applying and keeps serving reads of what it has", "err", err, "applied_index", s.db.AppliedIndex())
 			return
 		}
-		s.setState(client.StateDisconnected, err)
+		if errors.Is(err, errBootstrap) {
+			s.setState(client.StateBootstrapping, err)
+		} else {
+			s.setState(client.StateDisconnected, err)
+		}
 		if now := time.Now(); now.Sub(lastLog) > 5*time.Second {
-			s.cfg.Logger.Warn("master unreachable; retrying", "master", s.cfg.MasterURL, "err", err)
+			s.cfg.Logger.Warn("master unreachable or bootstrap failed; retrying", "master", s.cfg.MasterURL, "err", err)
 			lastLog = now
 		}
 		jitter := time.Duration(rand.Int64N(int64(backoff)))
@@ -248,6 +268,9 @@ func (s *Slave) fetch(ctx context.Context, from uint64) (*client.FeedResult, err
 		if errors.Is(err, client.ErrConflict) {
 			s.setState(client.StateDiverged, err)
 			return nil, fmt.Errorf("%w: %w", ErrDiverged, err)
+		}
+		if errors.Is(err, client.ErrGone) {
+			return nil, fmt.Errorf("%w: %w", errBootstrap, err)
 		}
 		return nil, err
 	}
@@ -362,6 +385,9 @@ type Status struct {
 	MasterLast   uint64
 	Heard        bool
 	LastCaughtUp time.Time
+	// BootstrapDone and BootstrapTotal are the bytes of the snapshot
+	// received and in all while the state is bootstrapping.
+	BootstrapDone, BootstrapTotal int64
 }
 
 // Status returns the slave's replication state.
@@ -369,5 +395,5 @@ func (s *Slave) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Status{State: s.state, Err: s.lastErr, MasterFirst: s.masterFirst, MasterLast: s.masterLast,
-		Heard: s.heard, LastCaughtUp: s.caughtUp}
+		Heard: s.heard, LastCaughtUp: s.caughtUp, BootstrapDone: s.bootDone, BootstrapTotal: s.bootTotal}
 }

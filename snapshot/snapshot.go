@@ -265,3 +265,45 @@ func Decompress(r io.Reader, w io.Writer) (int64, string, error) {
 	}
 	return n, hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// ErrDamaged is returned when a snapshot does not decompress to the
+// database file its checksum names.
+var ErrDamaged = errors.New("snapshot damaged")
+
+// Restore writes the database file of the stored snapshot info to path
+// (which must not exist), fsynced, checking it against info's checksum and
+// size; a damaged one is removed and gives an error wrapping ErrDamaged.
+func (s *Store) Restore(info Info, path string) error {
+	f, err := s.Open(info)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return Extract(f, path, info.SHA256, info.Size)
+}
+
+// Extract decompresses a snapshot read from r into a new file at path,
+// fsynced, and checks it against the SHA-256 (hex) and size it must have; a
+// file that does not match is removed and the error wraps ErrDamaged.
+func Extract(r io.Reader, path, sha string, size int64) error {
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	n, sum, err := Decompress(r, out)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && (sum != sha || (size >= 0 && n != size)) {
+		err = fmt.Errorf("%w: %d bytes with SHA-256 %s, want %d bytes with %s", ErrDamaged, n, sum, size, sha)
+	} else if err != nil {
+		err = fmt.Errorf("%w: %w", ErrDamaged, err)
+	}
+	if err != nil {
+		_ = os.Remove(path)
+	}
+	return err
+}

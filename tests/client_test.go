@@ -94,6 +94,9 @@ type LogStatus struct {
 	MasterLastIndex *uint64       `json:"master_last_index"`
 	LagEntries      *uint64       `json:"lag_entries"`
 	Slaves          []SlaveStatus `json:"slaves"`
+	LogBytes        int64         `json:"log_bytes"`
+	LogSegments     int           `json:"log_segments"`
+	SnapshotIndex   *uint64       `json:"snapshot_index"`
 
 	Body []byte `json:"-"`
 }

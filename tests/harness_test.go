@@ -80,6 +80,11 @@ func WithEnv(key, value string) Option {
 	return func(n *Node) { n.Env = append(n.Env, key+"="+value) }
 }
 
+// WithArgs adds command-line arguments to the node's.
+func WithArgs(args ...string) Option {
+	return func(n *Node) { n.Args = append(n.Args, args...) }
+}
+
 // WithDataDir runs the node on dir instead of a fresh directory.
 func WithDataDir(dir string) Option { return func(n *Node) { n.DataDir = dir } }
 

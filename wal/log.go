@@ -1145,3 +1145,25 @@ func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
 	}()
 	return bolt.Open(path, 0o600, opts)
 }
+
+// SegmentInfo describes one sealed segment.
+type SegmentInfo struct {
+	First, Last uint64
+	Size        int64 // bytes on disk
+}
+
+// Sealed returns the sealed segments, oldest first: what Truncate may
+// delete.
+func (l *Log) Sealed() []SegmentInfo {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	out := make([]SegmentInfo, 0, len(l.sealed))
+	for _, s := range l.sealed {
+		info := SegmentInfo{First: s.first, Last: s.last}
+		if fi, err := os.Stat(s.path); err == nil {
+			info.Size = fi.Size()
+		}
+		out = append(out, info)
+	}
+	return out
+}

@@ -22,6 +22,9 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 	// ErrCorruptFeed is returned when a feed answer cannot be decoded.
 	ErrCorruptFeed = errors.New("corrupt feed answer")
+	// ErrGone is returned when the feed no longer holds the entries asked
+	// for (HTTP 410): they are in the master's snapshot.
+	ErrGone = errors.New("entries compacted away")
 )
 
 // StatusError is an error answer of a node: its HTTP status and message.
@@ -33,6 +36,8 @@ type StatusError struct {
 	// SQLiteCode and SQLiteExtendedCode are SQLite's primary and extended
 	// result codes, when SQLite refused the statement; 0 otherwise.
 	SQLiteCode, SQLiteExtendedCode int
+	// SnapshotIndex is the master's snapshot index on a 410.
+	SnapshotIndex uint64
 }
 
 func (e *StatusError) Error() string {
@@ -50,6 +55,8 @@ func (e *StatusError) Unwrap() error {
 		return ErrNotFound
 	case http.StatusConflict:
 		return ErrConflict
+	case http.StatusGone:
+		return ErrGone
 	case http.StatusServiceUnavailable:
 		return ErrUnavailable
 	}

@@ -50,6 +50,9 @@ type ErrorResponse struct {
 	// UNIQUE constraint), absent otherwise.
 	SQLiteCode         int `json:"sqlite_code,omitempty"`
 	SQLiteExtendedCode int `json:"sqlite_extended_code,omitempty"`
+	// SnapshotIndex is, on the feed's 410 Gone, the index of the master's
+	// latest snapshot: the entries before the log's first index are there.
+	SnapshotIndex uint64 `json:"snapshot_index,omitempty"`
 }
 
 // SlaveStatus is one slave as the master last heard of it.
@@ -79,6 +82,15 @@ type LogStatus struct {
 	LagEntries      *uint64       `json:"lag_entries,omitempty"`
 	Error           string        `json:"error,omitempty"`
 	Slaves          []SlaveStatus `json:"slaves,omitempty"`
+	// On a master: the bytes its log files take, how many files, and its
+	// latest snapshot's index and age in seconds.
+	LogBytes        int64    `json:"log_bytes,omitempty"`
+	LogSegments     int      `json:"log_segments,omitempty"`
+	SnapshotIndex   *uint64  `json:"snapshot_index,omitempty"`
+	SnapshotAgeSecs *float64 `json:"snapshot_age_seconds,omitempty"`
+	// On a bootstrapping slave: the snapshot's bytes received and in all.
+	BootstrapBytesDone  int64 `json:"bootstrap_bytes_done,omitempty"`
+	BootstrapBytesTotal int64 `json:"bootstrap_bytes_total,omitempty"`
 }
 
 // Slave states.
@@ -90,6 +102,10 @@ const (
 	// StateHalted is a master's state while SQLite cannot apply entries
 	// its log holds: it refuses writes, and says why in Error.
 	StateHalted = "halted"
+	// StateBootstrapping is a slave's state while it downloads and
+	// installs the master's snapshot (the master compacted the entries it
+	// needs).
+	StateBootstrapping = "bootstrapping"
 )
 
 // Feed query parameters of GET /log/entries.

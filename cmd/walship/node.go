@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	humanize "github.com/dustin/go-humanize"
+
 	"github.com/walship/walship/api"
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/master"
@@ -40,6 +42,34 @@ type NodeConfig struct {
 	// PprofAddr, if set, serves Go's profiles (/debug/pprof/) there, apart
 	// from the API.
 	PprofAddr string
+	// The master's log retention (master.Config): 0 sets no cap.
+	RetainEntries uint64
+	RetainBytes   int64
+	RetainFor     time.Duration
+	// SegmentBytes is the size of a log segment file; 0 means one eighth
+	// of the retention, between 1 MiB and 64 MiB.
+	SegmentBytes int64
+	// CompactEvery is how often the master checks its log against the
+	// retention (0: 10s).
+	CompactEvery time.Duration
+}
+
+// segmentBytes is the size of the master's log segments: small enough
+// that the log's files stay close to the retention (the log keeps whole
+// segments: at most about one more than the retention), large enough that
+// files are few.
+func (cfg NodeConfig) segmentBytes() int64 {
+	if cfg.SegmentBytes > 0 {
+		return cfg.SegmentBytes
+	}
+	want := int64(64 << 20)
+	switch {
+	case cfg.RetainBytes > 0:
+		want = cfg.RetainBytes / 8
+	case cfg.RetainEntries > 0:
+		want = int64(min(cfg.RetainEntries, 1<<40)) * 256 / 8 // about 256 bytes an entry
+	}
+	return min(max(want, 1<<20), 64<<20)
 }
 
 // Node is a running master or slave: its files, its role and its server.
@@ -73,6 +103,8 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// What a bootstrap left behind, cut short: started over next time.
+	_ = os.Remove(filepath.Join(cfg.Data, "bootstrap.sqlite.tmp"))
 	snapshots, err := snapshot.Open(filepath.Join(cfg.Data, "snapshots"), logger)
 	if err != nil {
 		return nil, err
@@ -81,12 +113,13 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger, Metrics: metrics,
 		QueryTimeout: cfg.QueryTimeout, Snapshots: snapshots}
 	if cfg.Role == "master" {
-		n.log, err = wal.Open(filepath.Join(cfg.Data, "log.db"), wal.Options{})
+		n.log, err = wal.Open(filepath.Join(cfg.Data, "log.db"), wal.Options{SegmentBytes: cfg.segmentBytes()})
 		if err != nil {
 			return nil, err
 		}
 		n.master, err = master.Open(n.log, n.db, master.Config{Logger: logger, OnCommit: metrics.ObserveCommit,
-			StatementTimeout: cfg.WriteTimeout})
+			StatementTimeout: cfg.WriteTimeout, RetainEntries: cfg.RetainEntries, RetainBytes: cfg.RetainBytes,
+			RetainFor: cfg.RetainFor, CompactEvery: cfg.CompactEvery, Snapshots: snapshots})
 		if err != nil {
 			return nil, err
 		}
@@ -202,6 +235,18 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
+// parseSize reads a size flag such as 1GiB, 500MB or 65536; "" is 0.
+func parseSize(flag, v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := humanize.ParseBytes(v)
+	if err != nil || n > 1<<62 {
+		return 0, fmt.Errorf("--%s %q: give a size such as 1GiB, 500MB or 65536", flag, v)
+	}
+	return int64(n), nil
+}
+
 // serve runs a node until ctx is done. A master that cannot apply its
 // log does not stop: it halts writes and keeps serving (master.ErrHalted).
 func serve(ctx context.Context, n *Node, logger *slog.Logger) error {
@@ -219,18 +264,33 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	writeTimeout := fs.Duration("write-timeout", 5*time.Second, "stop a write statement that runs longer (the one writer serves every client); -1ns: no limit")
 	queryTimeout := fs.Duration("query-timeout", api.DefaultQueryTimeout, "stop a read that takes longer, its wait for a read connection included; -1ns: no limit")
 	pprofAddr := fs.String("pprof", "", "address to serve Go's profiles on (/debug/pprof/), apart from the API; off by default")
+	retainEntries := fs.Uint64("log-retain-entries", 1_000_000, "keep at most this many log entries (older ones go once a snapshot covers them; a slave that needs them bootstraps from the snapshot); 0: no cap")
+	retainSize := fs.String("log-retain-size", "", "keep at most this much log on disk, e.g. 1GiB; empty: no cap")
+	retainFor := fs.Duration("log-retain-for", 0, "keep log entries at most this long, e.g. 24h; 0: no cap")
+	segmentSize := fs.String("log-segment-size", "", "size of a log segment file, the unit the log is removed in, e.g. 8MiB; empty: an eighth of the retention, 1 MiB to 64 MiB")
+	compactEvery := fs.Duration("log-compact-every", 10*time.Second, "how often to check the log against the retention")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
+	retainBytes, err := parseSize("log-retain-size", *retainSize)
+	if err != nil {
+		return err
+	}
+	segmentBytes, err := parseSize("log-segment-size", *segmentSize)
+	if err != nil {
+		return err
+	}
 	logger, err := newLogger(stderr, *level)
 	if err != nil {
 		return err
 	}
 	n, err := StartNode(NodeConfig{Role: "master", ID: "master", Addr: *addr, Advertise: *advertise, Data: *data, Logger: logger,
-		WriteTimeout: *writeTimeout, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr})
+		WriteTimeout: *writeTimeout, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
+		RetainEntries: *retainEntries, RetainBytes: retainBytes, RetainFor: *retainFor, SegmentBytes: segmentBytes,
+		CompactEvery: *compactEvery})
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	humanize "github.com/dustin/go-humanize"
+
 	"github.com/walship/walship/api/client"
 )
 
@@ -56,7 +58,7 @@ type clusterStatus struct {
 }
 
 // healthy states of a node; any other is reported by the exit status.
-var healthyStates = map[string]bool{"ok": true, client.StateStreaming: true, client.StateCatchingUp: true}
+var healthyStates = map[string]bool{"ok": true, client.StateStreaming: true, client.StateCatchingUp: true, client.StateBootstrapping: true}
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", statusSynopsis, stderr)
@@ -88,7 +90,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var bad []string
 	for _, n := range cs.Nodes {
-		if !healthyStates[n.State] {
+		if state, _, _ := strings.Cut(n.State, " "); !healthyStates[state] {
 			bad = append(bad, nodeLabel(n.Role, n.Node)+" "+n.State)
 		}
 	}
@@ -177,6 +179,9 @@ func slaveRow(ctx context.Context, sl client.SlaveStatus, ms *client.LogStatus, 
 	default:
 		row.State, row.Error = own.State, own.Error
 		row.Applied = max(row.Applied, own.AppliedIndex)
+		if own.State == client.StateBootstrapping && own.BootstrapBytesTotal > 0 {
+			row.State = fmt.Sprintf("%s %s/%s", own.State, humanize.IBytes(uint64(own.BootstrapBytesDone)), humanize.IBytes(uint64(own.BootstrapBytesTotal)))
+		}
 	}
 	lag := uint64(0)
 	if ms.LastIndex > row.Applied {
