@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"strconv"
+	"syscall"
 
 	"github.com/walship/walship/api/client"
 	"github.com/walship/walship/db"
@@ -44,6 +47,8 @@ func statusOf(err error) int {
 		return se.Status // a master's answer, passed through by a slave
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case diskFull(err):
+		return http.StatusInsufficientStorage
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
 	case errors.Is(err, ErrNotMaster), errors.Is(err, ErrNoSnapshots):
@@ -87,9 +92,19 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		body.SQLiteCode, body.SQLiteExtendedCode = se.SQLiteCode, se.SQLiteExtendedCode
 	}
 	if status >= 500 {
-		s.logger.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		// A failure of the node repeats with every request until it is
+		// mended: once a kind, then a count (repeatlog).
+		s.failures.Log(s.logger, slog.LevelWarn, strconv.Itoa(status)+" "+r.URL.Path, "request failed",
+			"method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	writeJSON(w, status, body)
+}
+
+// diskFull reports whether err says the disk is full, or almost: SQLite's
+// SQLITE_FULL, ENOSPC from the log, the master's --min-free-space.
+func diskFull(err error) bool {
+	var se *db.Error
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, master.ErrDiskLow) || (errors.As(err, &se) && se.DiskFull())
 }
 
 // sqliteCodes returns SQLite's primary and extended result codes of err,

@@ -137,6 +137,9 @@ func (s *Server) logStatus() client.LogStatus {
 		lg := s.Master.Log()
 		st := client.LogStatus{Role: "master", LogID: lg.ID(), Epoch: lg.Epoch(), FirstIndex: lg.FirstIndex(),
 			LastIndex: lg.LastIndex(), AppliedIndex: d.AppliedIndex(), Slaves: []client.SlaveStatus{}}
+		if err := s.Master.DiskLow(); err != nil {
+			st.State, st.Error = client.StateDiskLow, err.Error()
+		}
 		if err := s.Master.Err(); err != nil {
 			st.State, st.Error = client.StateHalted, err.Error()
 		}

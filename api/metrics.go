@@ -103,6 +103,13 @@ func (s *Server) registerMetrics(r *mux.Router) {
 		gauge("walship_log_first_index", "First index of the master's log.", func() float64 { return float64(lg.FirstIndex()) })
 		gauge("walship_log_last_index", "Last index of the master's log.", func() float64 { return float64(lg.LastIndex()) })
 		gauge("walship_log_size_bytes", "Bytes the master's log files take.", func() float64 { return float64(lg.Size()) })
+		gauge("walship_disk_free_bytes", "Free bytes of the volume that holds the master's log (-1: unknown).", func() float64 {
+			free, err := s.Master.DiskFree()
+			if err != nil {
+				return -1
+			}
+			return float64(free)
+		})
 		gauge("walship_log_segments", "Files the master's log is kept in (log.db and the sealed segments).", func() float64 { return float64(lg.Segments()) })
 		m.reg.MustRegister(&slaveCollector{s: s})
 	} else {

@@ -499,7 +499,24 @@ func (s *Server) handleRqQuery(w http.ResponseWriter, r *http.Request) {
 		writeRq(w, p, rqResponse{Results: []any{}, Error: "stale read"})
 		return
 	}
+	if err := s.haltedRead(p); err != nil {
+		s.writeRqError(w, r, err)
+		return
+	}
 	s.localQuery(w, r, p, elems, start)
+}
+
+// haltedRead refuses a read at a level that promises every acknowledged
+// write (strong, linearizable) on a master whose database lacks entries
+// its log holds (halted).
+func (s *Server) haltedRead(p *rqParams) error {
+	if s.Master == nil || (p.level != "strong" && p.level != "linearizable") {
+		return nil
+	}
+	if err := s.Master.Err(); err != nil {
+		return fmt.Errorf("%w: %w; a read at level %s could miss an acknowledged write", master.ErrHalted, err, p.level)
+	}
+	return nil
 }
 
 // staleRead reports whether a slave has not been caught up with the master
@@ -569,6 +586,10 @@ func (s *Server) handleRqRequest(w http.ResponseWriter, r *http.Request) {
 	case local:
 		if s.staleRead(p) {
 			writeRq(w, p, rqResponse{Results: []any{}, Error: "stale read"})
+			return
+		}
+		if err := s.haltedRead(p); err != nil {
+			s.writeRqError(w, r, err)
 			return
 		}
 		s.localQuery(w, r, p, elems, start)

@@ -17,6 +17,7 @@ import (
 	"github.com/walship/walship/api/client"
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/master"
+	"github.com/walship/walship/repeatlog"
 	"github.com/walship/walship/slave"
 	"github.com/walship/walship/snapshot"
 )
@@ -71,6 +72,8 @@ type Server struct {
 	done   chan struct{}
 	fwd    *http.Client // a slave's requests to the master
 	queue  *writeQueue
+	// failures rate-limits the log lines of failed requests.
+	failures repeatlog.Logger
 }
 
 // Version is walship's version, sent as X-RQLITE-VERSION (rqlite's clients

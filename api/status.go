@@ -64,7 +64,11 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if s.Master != nil {
-		if err := s.Master.Err(); err != nil {
+		err := s.Master.Err()
+		if err == nil {
+			err = s.Master.DiskLow()
+		}
+		if err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("[+]node ok\n[-]store writes stopped: " + err.Error() + "\n"))
 			return

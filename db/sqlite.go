@@ -169,6 +169,10 @@ func (e *Error) Error() string { return e.Msg }
 // Primary returns the primary result code (SQLITE_CONSTRAINT, …).
 func (e *Error) Primary() int32 { return e.Code & 0xff }
 
+// DiskFull reports whether SQLite ran out of room (SQLITE_FULL): the disk,
+// or the file's size limit.
+func (e *Error) DiskFull() bool { return e.Primary() == sqlite3.SQLITE_FULL }
+
 // IsClientError reports whether the error comes from the statement itself
 // (syntax, constraint, type, authorization …) rather than from the node
 // (I/O, disk full, corruption, out of memory).

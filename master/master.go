@@ -26,11 +26,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/walship/walship/db"
+	"github.com/walship/walship/repeatlog"
 	"github.com/walship/walship/snapshot"
 	"github.com/walship/walship/wal"
 )
@@ -49,6 +52,9 @@ var (
 	// ErrHalted is returned for a write while the master is halted: SQLite
 	// could not apply entries the log holds (see Master.Err for why).
 	ErrHalted = errors.New("writes are stopped")
+	// ErrDiskLow is returned for a write while the data directory's volume
+	// has less free space than Config.MinFreeBytes.
+	ErrDiskLow = errors.New("disk almost full: writes are refused")
 	// ErrCompacted is returned (as a *CompactedError) by Feed when the
 	// entries asked for were removed from the log: the slave bootstraps
 	// from a snapshot.
@@ -107,6 +113,11 @@ type Config struct {
 	// CompactEvery is how often the log is checked against the retention.
 	// Zero means 10s.
 	CompactEvery time.Duration
+	// MinFreeBytes refuses writes (ErrDiskLow) while the volume of the
+	// log's directory has less free space, so that the disk never fills
+	// under the log and SQLite, and snapshots and compaction can still
+	// run. Zero means no check.
+	MinFreeBytes int64
 	// Snapshots keeps the master's snapshots; nil means none.
 	Snapshots *snapshot.Store
 }
@@ -129,6 +140,13 @@ type Master struct {
 	// commitHook, if set (tests), runs before SQLite commits an appended
 	// batch; an error fails that commit as SQLite would.
 	commitHook func() error
+	// freeSpace, if set (tests), replaces the volume's free bytes.
+	freeSpace func() (int64, error)
+	// free is the volume's free bytes as diskLow last read them, at freeAt.
+	free   int64
+	freeAt time.Time
+	// failures rate-limits the log lines of failures that repeat.
+	failures repeatlog.Logger
 	// published is closed, and replaced, once the writer has answered the
 	// requests of an append: feed long-polls wake then, not while the
 	// writer still commits SQLite and answers (on few cores the slaves'
@@ -406,10 +424,69 @@ func (m *Master) run() {
 				break more
 			}
 		}
+		if err := m.diskLow(); err != nil {
+			for _, p := range batch {
+				p.resp <- Result{Err: err}
+			}
+			if held != nil {
+				held.resp <- Result{Err: err}
+				held = nil
+			}
+			continue
+		}
 		if err := m.commit(batch); err != nil {
 			m.halt(err)
 		}
 	}
+}
+
+// diskLow returns an error wrapping ErrDiskLow while the log's volume has
+// less than MinFreeBytes free (statfs, at every batch: a microsecond).
+func (m *Master) diskLow() error {
+	if m.cfg.MinFreeBytes <= 0 {
+		return nil
+	}
+	free, err := m.DiskFree()
+	if err != nil {
+		return nil // unknown: the write finds out
+	}
+	m.mu.Lock()
+	m.free, m.freeAt = free, time.Now()
+	m.mu.Unlock()
+	if free < m.cfg.MinFreeBytes {
+		err := fmt.Errorf("%w: %d bytes free on the volume of %s, below --min-free-space %d; free space, or lower the log's retention",
+			ErrDiskLow, free, filepath.Dir(m.log.Path()), m.cfg.MinFreeBytes)
+		m.failures.Log(m.cfg.Logger, slog.LevelWarn, "disk-low", "writes refused: disk almost full", "err", err)
+		return err
+	}
+	return nil
+}
+
+// DiskFree returns the free bytes of the volume that holds the log.
+func (m *Master) DiskFree() (int64, error) {
+	if m.freeSpace != nil {
+		return m.freeSpace()
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Dir(m.log.Path()), &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+// DiskLow returns why writes are refused for lack of disk space, nil when
+// they are not.
+func (m *Master) DiskLow() error {
+	if m.cfg.MinFreeBytes <= 0 {
+		return nil
+	}
+	m.mu.Lock()
+	free, at := m.free, m.freeAt
+	m.mu.Unlock()
+	if at.IsZero() || free >= m.cfg.MinFreeBytes {
+		return nil
+	}
+	return fmt.Errorf("%w: %d bytes free, below %d", ErrDiskLow, free, m.cfg.MinFreeBytes)
 }
 
 // haltedErr is the answer to a write while the master is halted.
@@ -500,7 +577,7 @@ func (m *Master) commit(batch []*pending) error {
 		ran := time.Now()
 		if err := m.log.Append(entries); err != nil {
 			_ = tx.Rollback()
-			m.cfg.Logger.Error("log append failed; batch rolled back", "err", err, "requests", len(todo))
+			m.failures.Log(m.cfg.Logger, slog.LevelError, "append", "log append failed; batch rolled back", "err", err, "requests", len(todo))
 			for _, p := range todo {
 				p.resp <- Result{Err: fmt.Errorf("%w: %w", ErrAppend, err)}
 			}

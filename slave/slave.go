@@ -23,12 +23,18 @@ import (
 
 	"github.com/walship/walship/api/client"
 	"github.com/walship/walship/db"
+	"github.com/walship/walship/repeatlog"
 	"github.com/walship/walship/wal"
 )
 
 // ErrDiverged is returned when the slave stopped applying because its
 // history differs from the master's.
 var ErrDiverged = errors.New("slave diverged from the master")
+
+// errStalled is ApplyBatch's error when the slave's own database cannot
+// take the entries now (a full disk, an I/O error): nothing differs from
+// the master, and applying is retried.
+var errStalled = errors.New("this slave cannot apply entries now")
 
 // Config configures a Slave.
 type Config struct {
@@ -89,6 +95,8 @@ type Slave struct {
 	// bootDone and bootTotal are its bytes received and in all.
 	bootETag            string
 	bootDone, bootTotal int64
+	// failures rate-limits the log lines of failures that repeat.
+	failures repeatlog.Logger
 }
 
 // Open starts replicating into database from cfg.MasterURL.
@@ -145,7 +153,6 @@ func (s *Slave) MasterURL() string { return s.cfg.MasterURL }
 // the master is unreachable, stop applying on divergence.
 func (s *Slave) run() {
 	backoff := 50 * time.Millisecond
-	lastLog := time.Time{}
 	for s.ctx.Err() == nil {
 		handled, err := s.follow(s.ctx)
 		if s.ctx.Err() != nil {
@@ -168,14 +175,16 @@ func (s *Slave) run() {
 			s.cfg.Logger.Error("diverged: this slave's history differs from the master's; it stops applying and keeps serving reads of what it has", "err", err, "applied_index", s.db.AppliedIndex())
 			return
 		}
-		if errors.Is(err, errBootstrap) {
+		switch {
+		case errors.Is(err, errStalled):
+			s.setState(client.StateStalled, err)
+			s.failures.Log(s.cfg.Logger, slog.LevelWarn, "stalled", "cannot apply entries (disk full? I/O?); retrying", "err", err)
+		case errors.Is(err, errBootstrap):
 			s.setState(client.StateBootstrapping, err)
-		} else {
+			s.failures.Log(s.cfg.Logger, slog.LevelWarn, "bootstrap", "bootstrap failed; retrying", "err", err)
+		default:
 			s.setState(client.StateDisconnected, err)
-		}
-		if now := time.Now(); now.Sub(lastLog) > 5*time.Second {
-			s.cfg.Logger.Warn("master unreachable or bootstrap failed; retrying", "master", s.cfg.MasterURL, "err", err)
-			lastLog = now
+			s.failures.Log(s.cfg.Logger, slog.LevelWarn, "unreachable", "master unreachable; retrying", "master", s.cfg.MasterURL, "err", err)
 		}
 		jitter := time.Duration(rand.Int64N(int64(backoff)))
 		select {
@@ -310,6 +319,13 @@ func (s *Slave) ApplyBatch(logID string, entries []*wal.Entry) error {
 	}
 	start := time.Now()
 	if err := s.db.Apply(logID, entries); err != nil {
+		var se *db.Error
+		if errors.As(err, &se) && !se.IsClientError() {
+			// The node's own trouble, not the entry's: SQLite could not
+			// write (disk full, I/O). The same entries are tried again.
+			s.setState(client.StateStalled, err)
+			return fmt.Errorf("%w: %w", errStalled, err)
+		}
 		var ae *db.ApplyError
 		if errors.As(err, &ae) || errors.Is(err, db.ErrGap) || errors.Is(err, db.ErrOtherLog) {
 			s.setState(client.StateDiverged, err)

@@ -238,7 +238,8 @@ func (n *Node) args() []string {
 	var a []string
 	switch n.Role {
 	case RoleMaster:
-		a = []string{"master", "--addr", n.Addr, "--data", n.DataDir}
+		// A test machine's disk may be short of the default 256 MiB free.
+		a = []string{"master", "--addr", n.Addr, "--data", n.DataDir, "--min-free-space", "16MiB"}
 	case RoleSlave:
 		a = []string{"slave", "--id", strconv.Itoa(n.ID), "--addr", n.Addr, "--master", n.MasterURL, "--data", n.DataDir}
 	}

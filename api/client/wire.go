@@ -102,6 +102,12 @@ const (
 	// StateHalted is a master's state while SQLite cannot apply entries
 	// its log holds: it refuses writes, and says why in Error.
 	StateHalted = "halted"
+	// StateDiskLow is a master's state while its volume has less free
+	// space than --min-free-space: it refuses writes (507).
+	StateDiskLow = "disk_low"
+	// StateStalled is a slave's state while it cannot apply entries for a
+	// reason of its own (a full disk, an I/O error): it retries.
+	StateStalled = "stalled"
 	// StateBootstrapping is a slave's state while it downloads and
 	// installs the master's snapshot (the master compacted the entries it
 	// needs).

@@ -52,6 +52,42 @@ type NodeConfig struct {
 	// CompactEvery is how often the master checks its log against the
 	// retention (0: 10s).
 	CompactEvery time.Duration
+	// MinFree is the free space below which the master refuses writes:
+	// a size ("256MiB"), a share of the volume ("5%"), "auto" for the
+	// smaller of 256 MiB and 5% of the volume; "" or "0" for no check.
+	MinFree string
+}
+
+// minFreeBytes reads MinFree against the volume of dir.
+func (cfg NodeConfig) minFreeBytes(dir string) (int64, error) {
+	v := strings.TrimSpace(cfg.MinFree)
+	var st syscall.Statfs_t
+	volume := int64(-1)
+	if err := syscall.Statfs(dir, &st); err == nil {
+		volume = int64(st.Blocks) * int64(st.Bsize)
+	}
+	share := func(pct float64) int64 {
+		if volume < 0 {
+			return 0
+		}
+		return int64(float64(volume) * pct / 100)
+	}
+	switch {
+	case v == "":
+		return 0, nil
+	case v == "auto":
+		if volume < 0 {
+			return 256 << 20, nil
+		}
+		return min(256<<20, share(5)), nil
+	case strings.HasSuffix(v, "%"):
+		pct, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+		if err != nil || pct < 0 || pct >= 100 {
+			return 0, fmt.Errorf("--min-free-space %q: give a size (256MiB) or a share of the volume (5%%)", v)
+		}
+		return share(pct), nil
+	}
+	return parseSize("min-free-space", v)
 }
 
 // segmentBytes is the size of the master's log segments: small enough
@@ -117,9 +153,13 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 		if err != nil {
 			return nil, err
 		}
+		minFree, err := cfg.minFreeBytes(cfg.Data)
+		if err != nil {
+			return nil, err
+		}
 		n.master, err = master.Open(n.log, n.db, master.Config{Logger: logger, OnCommit: metrics.ObserveCommit,
 			StatementTimeout: cfg.WriteTimeout, RetainEntries: cfg.RetainEntries, RetainBytes: cfg.RetainBytes,
-			RetainFor: cfg.RetainFor, CompactEvery: cfg.CompactEvery, Snapshots: snapshots})
+			RetainFor: cfg.RetainFor, CompactEvery: cfg.CompactEvery, Snapshots: snapshots, MinFreeBytes: minFree})
 		if err != nil {
 			return nil, err
 		}
@@ -269,6 +309,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	retainFor := fs.Duration("log-retain-for", 0, "keep log entries at most this long, e.g. 24h; 0: no cap")
 	segmentSize := fs.String("log-segment-size", "", "size of a log segment file, the unit the log is removed in, e.g. 8MiB; empty: an eighth of the retention, 1 MiB to 64 MiB")
 	compactEvery := fs.Duration("log-compact-every", 10*time.Second, "how often to check the log against the retention")
+	minFree := fs.String("min-free-space", "auto", "refuse writes (507) while the data volume has less free space: a size (256MiB), a share (5%), 0 for no check; auto: the smaller of 256MiB and 5%")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -290,7 +331,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	n, err := StartNode(NodeConfig{Role: "master", ID: "master", Addr: *addr, Advertise: *advertise, Data: *data, Logger: logger,
 		WriteTimeout: *writeTimeout, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
 		RetainEntries: *retainEntries, RetainBytes: retainBytes, RetainFor: *retainFor, SegmentBytes: segmentBytes,
-		CompactEvery: *compactEvery})
+		CompactEvery: *compactEvery, MinFree: *minFree})
 	if err != nil {
 		return err
 	}
