@@ -65,15 +65,27 @@ func (s *Slave) bootstrap(ctx context.Context) error {
 	s.bootETag, s.bootDone, s.bootTotal = snap.ETag, snap.Offset, snap.Total
 	s.mu.Unlock()
 	s.cfg.Logger.Info("bootstrapping from the master's snapshot", "index", snap.Index, "bytes", snap.Total, "resumed_at", snap.Offset)
-	if err := s.copyProgress(ctx, f, snap); err != nil {
-		return fmt.Errorf("bootstrap: download the snapshot: %w", err)
+	dl := &download{s: s, ctx: ctx, body: snap.Body, part: f, lastLog: time.Now()}
+	src := io.Reader(dl)
+	if snap.Offset > 0 {
+		// Resumed: the rest joins the part, then the whole is extracted.
+		if _, err := io.Copy(io.Discard, dl); err != nil {
+			return fmt.Errorf("bootstrap: download the snapshot: %w", err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+		src = f
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
+	// From the start, the snapshot is extracted as it arrives (and kept in
+	// the part, for a resume if the download is cut).
 	tmp := filepath.Join(dir, "bootstrap.sqlite.tmp")
 	_ = os.Remove(tmp)
-	if err := snapshot.Extract(f, tmp, snap.SHA256, snap.Size); err != nil {
+	if err := snapshot.Extract(src, tmp, snap.SHA256, snap.Size); err != nil {
+		if dl.err != nil {
+			// Cut: the part resumes next time.
+			return fmt.Errorf("bootstrap: download the snapshot: %w", dl.err)
+		}
 		// Damaged (or cut where the length said it was whole): start
 		// over next time.
 		_ = f.Truncate(0)
@@ -98,36 +110,44 @@ func (s *Slave) bootstrap(ctx context.Context) error {
 	return nil
 }
 
-// copyProgress copies the snapshot's body to f, keeping the progress for
-// the status and logging it every few seconds.
-func (s *Slave) copyProgress(ctx context.Context, f *os.File, snap *client.SnapshotBody) error {
-	buf := make([]byte, 256<<10)
-	lastLog := time.Now()
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
+// download reads the snapshot's body, appends what it reads to the part
+// file, keeps the progress for the status and logs it every few seconds.
+// err is the download's failure (reading the body or writing the part),
+// apart from the end of the body.
+type download struct {
+	s       *Slave
+	ctx     context.Context
+	body    io.Reader
+	part    io.Writer
+	lastLog time.Time
+	err     error
+}
+
+func (d *download) Read(p []byte) (int, error) {
+	if err := d.ctx.Err(); err != nil {
+		d.err = err
+		return 0, err
+	}
+	n, err := d.body.Read(p)
+	if n > 0 {
+		if _, werr := d.part.Write(p[:n]); werr != nil {
+			d.err = werr
+			return 0, werr
 		}
-		n, rerr := snap.Body.Read(buf)
-		if n > 0 {
-			if _, err := f.Write(buf[:n]); err != nil {
-				return err
-			}
-			s.mu.Lock()
-			s.bootDone += int64(n)
-			done, total := s.bootDone, s.bootTotal
-			s.mu.Unlock()
-			if time.Since(lastLog) > 2*time.Second {
-				lastLog = time.Now()
-				s.cfg.Logger.Info("bootstrapping", "bytes_done", done, "bytes_total", total)
-			}
-		}
-		if rerr == io.EOF {
-			return f.Sync()
-		}
-		if rerr != nil {
-			return rerr
+		s := d.s
+		s.mu.Lock()
+		s.bootDone += int64(n)
+		done, total := s.bootDone, s.bootTotal
+		s.mu.Unlock()
+		if time.Since(d.lastLog) > 2*time.Second {
+			d.lastLog = time.Now()
+			s.cfg.Logger.Info("bootstrapping", "bytes_done", done, "bytes_total", total)
 		}
 	}
+	if err != nil && err != io.EOF {
+		d.err = err
+	}
+	return n, err
 }
 
 // snapshotClient returns the client that downloads snapshots: no overall

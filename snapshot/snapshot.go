@@ -251,16 +251,49 @@ func syncDir(dir string) error {
 
 // Decompress writes the database file of a compressed snapshot read from r
 // to w, and returns its size and hex SHA-256, for checking against the
-// snapshot's Info.
+// snapshot's Info. The hash is computed beside the writes, in a second
+// goroutine, so that a bootstrap costs little more than the copy.
 func Decompress(r io.Reader, w io.Writer) (int64, string, error) {
 	dec, err := zstd.NewReader(r)
 	if err != nil {
 		return 0, "", err
 	}
 	defer dec.Close()
+	const chunks, chunkSize = 4, 1 << 20
+	free := make(chan []byte, chunks)
+	for range chunks {
+		free <- make([]byte, chunkSize)
+	}
+	toHash := make(chan []byte, chunks)
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), dec)
-	if err != nil {
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for b := range toHash {
+			h.Write(b)
+			free <- b[:cap(b)]
+		}
+	}()
+	var n int64
+	for err == nil {
+		b := <-free
+		k := 0
+		for k < len(b) && err == nil {
+			var m int
+			m, err = dec.Read(b[k:])
+			k += m
+		}
+		if k > 0 {
+			if _, werr := w.Write(b[:k]); werr != nil {
+				err = werr
+			}
+			n += int64(k)
+		}
+		toHash <- b[:k]
+	}
+	close(toHash)
+	<-hashed
+	if err != io.EOF {
 		return n, "", fmt.Errorf("decompress snapshot: %w", err)
 	}
 	return n, hex.EncodeToString(h.Sum(nil)), nil

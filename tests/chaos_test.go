@@ -19,8 +19,10 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -288,15 +290,31 @@ func checkChecksums(t testing.TB, c *Cluster, m *Node) (divergent int) {
 // end every acknowledged write is on the master exactly once, no write is
 // there twice, and both slaves hold exactly the master's content
 // (/db/checksum).
-func TestChaosMasterKill(t *testing.T) {
+func TestChaosMasterKill(t *testing.T) { chaosMasterKill(t, "master-kill", 0) }
+
+// TestChaosMasterKillSmallRetention is scenario 1 with a master that keeps
+// 100 entries and compacts every 20 ms: the kills land in snapshots and
+// compactions (8 MiB of random rows make each snapshot last), and a slow
+// slave falls behind the log and bootstraps.
+func TestChaosMasterKillSmallRetention(t *testing.T) {
+	chaosMasterKill(t, "master-kill-small-retention", 8,
+		WithArgs("--log-retain-entries", "100", "--log-segment-size", "64KiB", "--log-compact-every", "20ms"))
+}
+
+// chaosMasterKill runs scenario 1 on a master started with opts, whose
+// database first gets bigMiB rows of 1 MiB.
+func chaosMasterKill(t *testing.T, scenario string, bigMiB int, opts ...Option) {
 	cfg := chaosMode(t)
 	rng := chaosRand(t)
 	c := NewCluster(t)
-	m := c.MustRunMaster()
+	m := c.MustRunMaster(opts...)
 	proxies := []*Proxy{c.NewProxy("slave-1→master", m), c.NewProxy("slave-2→master", m)}
 	s1 := c.MustRunSlave(1, m, Via(proxies[0]))
 	s2 := c.MustRunSlave(2, m, Via(proxies[1]))
 	m.MustExec(acksSchema)
+	if bigMiB > 0 {
+		bigRows(t, m, bigMiB)
+	}
 	c.WaitConverged(m)
 
 	targets := make([]*Node, cfg.MasterWriters)
@@ -313,7 +331,10 @@ func TestChaosMasterKill(t *testing.T) {
 	load := startAckLoad(targets)
 	defer load.Stop()
 
-	var downtime time.Duration
+	var (
+		downtime     time.Duration
+		midSnapshots int
+	)
 	for cycle := 1; cycle <= cfg.MasterKills; cycle++ {
 		// Now and then a slave's feed is slow, so that the kill cuts an
 		// answer in the middle of an entry.
@@ -324,6 +345,9 @@ func TestChaosMasterKill(t *testing.T) {
 		load.waitAcks(t, load.total.Load()+int64(cfg.AcksPerKill+rng.IntN(cfg.AcksPerKill+1)), fmt.Sprintf("cycle %d, before the kill", cycle))
 		m.Kill()
 		killed := time.Now()
+		if snapshotInProgress(m) {
+			midSnapshots++
+		}
 		if pause := time.Duration(rng.IntN(200)) * time.Millisecond; pause > 0 {
 			time.Sleep(pause) // ok: the master stays down a random while
 		}
@@ -346,8 +370,35 @@ func TestChaosMasterKill(t *testing.T) {
 	}
 	t.Logf("%d writers, %d kills, the master down %v in all; %d writes failed (during the kills), %d of them are in the database all the same; %d answered pending by a slave",
 		len(targets), cfg.MasterKills, downtime.Round(time.Millisecond), failed, unacked, load.pending.Load())
-	figure(t, "master-kill", "cycles %d, acknowledged writes %d, lost %d, duplicated %d, slaves differing %d",
-		cfg.MasterKills, acknowledged, lost, duplicated, divergent)
+	figure(t, scenario, "cycles %d (%d during a snapshot), acknowledged writes %d, lost %d, duplicated %d, slaves differing %d; compactions %d, bootstraps %d",
+		cfg.MasterKills, midSnapshots, acknowledged, lost, duplicated, divergent, strings.Count(string(m.allOutput()), "log compacted"), bootstraps(s1, s2))
+}
+
+// snapshotInProgress says whether node n's data directory holds a snapshot
+// being written: after a kill, that the kill landed in the middle of one.
+func snapshotInProgress(n *Node) bool {
+	names, _ := filepath.Glob(filepath.Join(n.DataDir, "snapshots", "*.tmp"))
+	return len(names) > 0
+}
+
+// bootstrapInProgress says whether slave n's data directory holds a
+// snapshot being downloaded or extracted.
+func bootstrapInProgress(n *Node) bool {
+	for _, name := range []string{"bootstrap.sqlite.zst.part", "bootstrap.sqlite.tmp"} {
+		if fi, err := os.Stat(filepath.Join(n.DataDir, name)); err == nil && fi.Size() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// bootstraps counts the snapshots the slaves installed, from their output.
+func bootstraps(slaves ...*Node) int {
+	n := 0
+	for _, s := range slaves {
+		n += strings.Count(string(s.allOutput()), "bootstrapped: installed the master's snapshot")
+	}
+	return n
 }
 
 // slaveEvent is one fault of scenario 2.
@@ -371,11 +422,21 @@ var slaveEvents = []slaveEvent{eventKill, eventStop, eventCut, eventBlackhole, e
 // disconnected, and it still serves local reads. Faults overlap (up to two
 // slaves out at once). After each fault ends the slave catches up; at the
 // end all hold the master's content.
-func TestChaosSlaveFaults(t *testing.T) {
+func TestChaosSlaveFaults(t *testing.T) { chaosSlaveFaults(t, "slave-faults") }
+
+// TestChaosSlaveFaultsSmallRetention is scenario 2 with a master that keeps
+// 300 entries and compacts every 50 ms: a slave out for a while falls
+// behind the log and bootstraps from a snapshot, and some kills land in
+// the download or the install.
+func TestChaosSlaveFaultsSmallRetention(t *testing.T) {
+	chaosSlaveFaults(t, "slave-faults-small-retention", smallRetention)
+}
+
+func chaosSlaveFaults(t *testing.T, scenario string, opts ...Option) {
 	cfg := chaosMode(t)
 	rng := chaosRand(t)
 	c := NewCluster(t)
-	m := c.MustRunMaster()
+	m := c.MustRunMaster(opts...)
 	var (
 		slaves  []*Node
 		proxies []*Proxy
@@ -403,6 +464,7 @@ func TestChaosSlaveFaults(t *testing.T) {
 		maxLag              uint64
 		active              = map[int]slaveEvent{} // slave index → its fault in force
 		ev                  int
+		midBootstraps       int
 	)
 	// heal ends the fault of slave i and waits until it caught up.
 	heal := func(i int) {
@@ -445,6 +507,9 @@ func TestChaosSlaveFaults(t *testing.T) {
 		switch kind {
 		case eventKill:
 			s.Kill()
+			if bootstrapInProgress(s) {
+				midBootstraps++
+			}
 		case eventStop:
 			s.Stop()
 		case eventCut:
@@ -493,8 +558,8 @@ func TestChaosSlaveFaults(t *testing.T) {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, counts[k]))
 	}
 	t.Logf("%d acknowledged writes, %d lost, %d duplicated", acknowledged, lost, duplicated)
-	figure(t, "slave-faults", "events %d (%v), lag reported growing %d of %d (max %d entries), divergence %d",
-		cfg.SlaveEvents, kinds, lagged, lagExpected, maxLag, divergent)
+	figure(t, scenario, "events %d (%v), lag reported growing %d of %d (max %d entries), divergence %d; bootstraps %d, kills during one %d",
+		cfg.SlaveEvents, kinds, lagged, lagExpected, maxLag, divergent, bootstraps(slaves...), midBootstraps)
 }
 
 // waitLagGrows polls the master's /log/status until it reports slave id's

@@ -58,6 +58,7 @@ type benchConfig struct {
 	table    string
 	ceiling  bool
 	read     bool
+	payload  int // bytes of each written value; 0: the word "bench"
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -77,14 +78,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to run (unless --count)")
 	fs.IntVar(&cfg.count, "count", 0, "requests to send in all (0: run for --duration); catchup: entries to write")
 	fs.StringVar(&cfg.table, "table", "walship_bench", "table to write to and read from (created if missing)")
+	fs.IntVar(&cfg.payload, "payload", 0, "write: bytes of random hex text in each written row (0: the 5-byte word bench)")
 	fs.BoolVar(&cfg.ceiling, "ceiling", false, "also measure the no-op server in the same run and report fractions of it")
 	slaves := fs.String("slaves", "", "lag: slave URLs, comma separated (default: the master's /log/status)")
 	rate := fs.Int("rate", 0, "lag: writes per second in all (0: as fast as the clients go)")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	if cfg.clients < 1 || cfg.batch < 1 || cfg.duration <= 0 || cfg.count < 0 {
-		return errors.New("-c, -b and --duration must be positive, --count not negative")
+	if cfg.clients < 1 || cfg.batch < 1 || cfg.duration <= 0 || cfg.count < 0 || cfg.payload < 0 {
+		return errors.New("-c, -b and --duration must be positive, --count and --payload not negative")
 	}
 	switch mode {
 	case "write":
@@ -230,9 +232,14 @@ func runLoad(ctx context.Context, cfg benchConfig, stderr io.Writer) (loadResult
 	var mu sync.Mutex
 	var lat []time.Duration
 	var firstErr string
+	insert := client.Statement{SQL: "INSERT INTO " + cfg.table + " (v) VALUES (?)", Params: []any{"bench"}}
+	if cfg.payload > 0 {
+		// Random hex text: it compresses about as well as text does.
+		insert = client.Statement{SQL: "INSERT INTO " + cfg.table + " (v) VALUES (substr(hex(randomblob(?)), 1, ?))", Params: []any{cfg.payload/2 + 1, cfg.payload}}
+	}
 	stmts := make([]client.Statement, cfg.batch)
 	for i := range stmts {
-		stmts[i] = client.Statement{SQL: "INSERT INTO " + cfg.table + " (v) VALUES (?)", Params: []any{"bench"}}
+		stmts[i] = insert
 	}
 	start := time.Now()
 	var wg sync.WaitGroup

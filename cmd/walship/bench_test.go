@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"path/filepath"
 	"regexp"
@@ -66,6 +67,12 @@ func TestBenchModes(t *testing.T) {
 	resp, err := client.New(m.URL()).Query(ctx, "SELECT count(*) FROM walship_bench")
 	if err != nil || len(resp.Values) != 1 || resp.Values[0][0].(interface{ String() string }).String() != "120" {
 		t.Fatalf("rows written: %+v %v", resp, err)
+	}
+	// --payload: rows of that many bytes of hex text, each different.
+	run("write", "--url", m.URL(), "-c", "2", "--count", "10", "--payload", "101", "--table", "payload")
+	resp, err = client.New(m.URL()).Query(ctx, "SELECT count(DISTINCT v), min(length(v)), max(length(v)), sum(v GLOB '*[^0-9A-F]*') FROM payload")
+	if err != nil || len(resp.Values) != 1 || fmt.Sprint(resp.Values[0]) != "[10 101 101 0]" {
+		t.Fatalf("rows written with --payload: %+v %v", resp, err)
 	}
 	if got := run("read", "--url", s.URL(), "-c", "2", "--count", "20"); !strings.Contains(got, "errors 0") {
 		t.Fatalf("read report:\n%s", got)
