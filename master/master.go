@@ -682,19 +682,17 @@ func (m *Master) Feed(ctx context.Context, req FeedRequest) ([][]byte, error) {
 		return nil, fmt.Errorf("%w: from %d is beyond the log's next index %d", ErrLogConflict, req.From, last+1)
 	}
 	if req.From < first {
-		ce := &CompactedError{From: req.From, First: first}
-		if m.cfg.Snapshots != nil {
-			if info, err := m.cfg.Snapshots.Latest(); err == nil {
-				ce.Snapshot = info.Index
-			}
-		}
-		return nil, ce
+		return nil, m.compacted(req.From, first)
 	}
 	// The entry the slave applied last may be compacted away: its epoch
 	// cannot be checked then (the log_id was).
 	if req.KnowsEpoch && req.Applied > 0 && req.Applied >= first {
 		epoch, err := m.log.EntryEpoch(req.Applied)
 		if err != nil {
+			if first := m.log.FirstIndex(); req.Applied < first {
+				// Compacted since the check above.
+				return nil, m.compacted(req.From, first)
+			}
 			return nil, fmt.Errorf("%w: entry %d: %w", ErrLogConflict, req.Applied, err)
 		}
 		if epoch != req.LastEpoch {
@@ -720,7 +718,26 @@ func (m *Master) Feed(ctx context.Context, req FeedRequest) ([][]byte, error) {
 	if max <= 0 || max > 10000 {
 		max = 10000
 	}
-	return m.log.ReadEncoded(req.From, max, m.cfg.MaxFeedBytes)
+	out, err := m.log.ReadEncoded(req.From, max, m.cfg.MaxFeedBytes)
+	if err != nil {
+		if first := m.log.FirstIndex(); req.From < first {
+			// Compacted since the check above.
+			return nil, m.compacted(req.From, first)
+		}
+	}
+	return out, err
+}
+
+// compacted is Feed's answer to a request from below the log's first
+// index: the index of the snapshot to bootstrap from.
+func (m *Master) compacted(from, first uint64) error {
+	ce := &CompactedError{From: from, First: first}
+	if m.cfg.Snapshots != nil {
+		if info, err := m.cfg.Snapshots.Latest(); err == nil {
+			ce.Snapshot = info.Index
+		}
+	}
+	return ce
 }
 
 // SlaveStatus is one slave's progress as the master last heard of it.

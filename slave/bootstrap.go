@@ -18,6 +18,20 @@ import (
 // entries the slave needs: it bootstraps from a snapshot.
 var errBootstrap = errors.New("the master compacted the entries this slave needs; bootstrapping from its snapshot")
 
+// The files of a bootstrap in progress, in the database's directory: the
+// compressed snapshot as downloaded, and the database extracted from it.
+const (
+	bootstrapPart = "bootstrap.sqlite.zst.part"
+	bootstrapTmp  = "bootstrap.sqlite.tmp"
+)
+
+// removeBootstrapFiles removes what a bootstrap left in dir.
+func removeBootstrapFiles(dir string) {
+	for _, name := range []string{bootstrapPart, bootstrapTmp} {
+		_ = os.Remove(filepath.Join(dir, name))
+	}
+}
+
 // bootstrap downloads the master's snapshot into the data directory
 // (resuming a download cut before, of the same snapshot), checks it, and
 // installs it in place of the database; the slave then follows the log
@@ -26,7 +40,7 @@ var errBootstrap = errors.New("the master compacted the entries this slave needs
 func (s *Slave) bootstrap(ctx context.Context) error {
 	s.setState(client.StateBootstrapping, nil)
 	dir := filepath.Dir(s.db.Path())
-	part := filepath.Join(dir, "bootstrap.sqlite.zst.part")
+	part := filepath.Join(dir, bootstrapPart)
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
@@ -79,7 +93,7 @@ func (s *Slave) bootstrap(ctx context.Context) error {
 	}
 	// From the start, the snapshot is extracted as it arrives (and kept in
 	// the part, for a resume if the download is cut).
-	tmp := filepath.Join(dir, "bootstrap.sqlite.tmp")
+	tmp := filepath.Join(dir, bootstrapTmp)
 	_ = os.Remove(tmp)
 	if err := snapshot.Extract(src, tmp, snap.SHA256, snap.Size); err != nil {
 		if dl.err != nil {
@@ -108,6 +122,23 @@ func (s *Slave) bootstrap(ctx context.Context) error {
 	s.setState(client.StateCatchingUp, nil)
 	s.cfg.Logger.Info("bootstrapped: installed the master's snapshot", "applied_index", s.db.AppliedIndex())
 	return nil
+}
+
+// joinFromSnapshot is an empty slave's choice at start: it bootstraps from
+// the master's latest snapshot when the snapshot is at least
+// Config.JoinFromSnapshot entries in. It reports whether to ask again (the
+// master did not answer), and the bootstrap's error.
+func (s *Slave) joinFromSnapshot(ctx context.Context) (again bool, err error) {
+	st, err := s.master.LogStatus(ctx)
+	if err != nil {
+		return true, nil // unreachable: follow says so, and this is asked again
+	}
+	if st.SnapshotIndex == nil || *st.SnapshotIndex < s.cfg.JoinFromSnapshot || s.db.AppliedIndex() != 0 {
+		return false, nil
+	}
+	s.cfg.Logger.Info("empty slave: joining from the master's snapshot rather than replaying its log",
+		"snapshot_index", *st.SnapshotIndex, "master_last_index", st.LastIndex)
+	return false, s.bootstrap(ctx)
 }
 
 // download reads the snapshot's body, appends what it reads to the part

@@ -3,6 +3,7 @@ package slave_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/walship/walship/api"
@@ -232,4 +234,49 @@ func mustCreateAndCompact(t *testing.T, m *master.Master) {
 	if err != nil || res.Removed == 0 || res.First <= 1 {
 		t.Fatalf("compact: %+v %v", res, err)
 	}
+}
+
+// A feed request from the first index while the master compacts its log
+// gets its entries or 410 (bootstrap), never a conflict (diverged): the
+// log may be cut between the request's check and its read.
+func TestFeedWhileCompacting(t *testing.T) {
+	m, _ := compactingMaster(t)
+	mustCreateAndCompact(t, m)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	var served, gone atomic.Int64
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				from := m.Log().FirstIndex()
+				_, err := m.Feed(ctx, master.FeedRequest{From: from, Max: 1, SlaveID: "1", LogID: m.Log().ID()})
+				switch {
+				case err == nil:
+					served.Add(1)
+				case errors.Is(err, master.ErrCompacted):
+					gone.Add(1)
+				case ctx.Err() == nil:
+					t.Errorf("feed from %d (first index now %d): %v", from, m.Log().FirstIndex(), err)
+					cancel()
+				}
+			}
+		}()
+	}
+	compactions := 0
+	for compactions < 100 && ctx.Err() == nil {
+		insert(t, m, 20)
+		res, err := m.Compact(ctx)
+		if err != nil {
+			t.Fatalf("compact: %v", err)
+		}
+		if res.Removed > 0 {
+			compactions++
+		}
+	}
+	cancel()
+	wg.Wait()
+	t.Logf("%d compactions; %d answers with entries, %d 410", compactions, served.Load(), gone.Load())
 }

@@ -71,3 +71,37 @@ func TestBootstrapFromSnapshot(t *testing.T) {
 	write(50)
 	c.WaitConverged(m)
 }
+
+// An empty slave joining a master whose log starts at 1 replays it, unless
+// the master holds a snapshot at least --join-from-snapshot entries in:
+// then it starts from the snapshot and replays only what follows. Either
+// way it ends equal to the master.
+func TestEmptySlaveJoinsFromSnapshot(t *testing.T) {
+	c := NewCluster(t)
+	m := c.MustRunMaster()
+	m.MustExec("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")
+	writeConcurrently(t, m, 300, 8, func(i int) (string, []any) {
+		return "INSERT INTO t (v) VALUES (?)", []any{i}
+	})
+	resp, err := httpClient.Get(m.URL() + "/db/snapshot?fresh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(resp)
+	snap := resp.Header.Get("X-Walship-Index")
+	m.MustExec("INSERT INTO t (v) VALUES ('after the snapshot')")
+	if st := m.MustLogStatus(); st.FirstIndex != 1 || st.SnapshotIndex == nil || fmt.Sprint(*st.SnapshotIndex) != snap {
+		t.Fatalf("the master before the slaves join (snapshot at %s): %s", snap, st.Body)
+	}
+	joins := c.MustRunSlave(1, m, WithArgs("--join-from-snapshot", "100"))
+	replays := c.MustRunSlave(2, m, WithArgs("--join-from-snapshot", snap+"1")) // ten times more than the snapshot holds
+	if divergent := checkChecksums(t, c, m); divergent != 0 {
+		t.Fatalf("%d slaves differ from the master", divergent)
+	}
+	if out := joins.Output(); !strings.Contains(out, "joining from the master's snapshot") || !strings.Contains(out, "bootstrapped: installed the master's snapshot") {
+		t.Fatalf("%s did not join from the snapshot:\n%s", joins, out)
+	}
+	if out := replays.Output(); strings.Contains(out, "bootstrap") {
+		t.Fatalf("%s did not replay:\n%s", replays, out)
+	}
+}

@@ -26,6 +26,11 @@ import (
 	"github.com/walship/walship/wal"
 )
 
+// DefaultJoinFromSnapshot is --join-from-snapshot's default: replaying
+// 100,000 entries takes about as long as installing the snapshot of a
+// database of a few hundred MB (BENCHMARKS.md, "Bootstrap").
+const DefaultJoinFromSnapshot = 100_000
+
 // NodeConfig is what a node needs to start.
 type NodeConfig struct {
 	Role      string // "master" or "slave"
@@ -56,6 +61,9 @@ type NodeConfig struct {
 	// a size ("256MiB"), a share of the volume ("5%"), "auto" for the
 	// smaller of 256 MiB and 5% of the volume; "" or "0" for no check.
 	MinFree string
+	// JoinFromSnapshot: an empty slave starts from the master's snapshot
+	// when it is at least this many entries in (slave.Config); 0: never.
+	JoinFromSnapshot uint64
 }
 
 // minFreeBytes reads MinFree against the volume of dir.
@@ -178,7 +186,7 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 		}
 		n.server.Advertise = advertise
 		n.slave, err = slave.Open(n.db, slave.Config{ID: cfg.ID, URL: advertise, MasterURL: cfg.MasterURL, Logger: logger,
-			OnApply: metrics.ObserveApply})
+			OnApply: metrics.ObserveApply, JoinFromSnapshot: cfg.JoinFromSnapshot})
 		if err != nil {
 			return nil, err
 		}
@@ -353,6 +361,7 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	queryTimeout := fs.Duration("query-timeout", api.DefaultQueryTimeout, "stop a read that takes longer, its wait for a read connection included; -1ns: no limit")
 	pprofAddr := fs.String("pprof", "", "address to serve Go's profiles on (/debug/pprof/), apart from the API; off by default")
+	join := fs.Uint64("join-from-snapshot", DefaultJoinFromSnapshot, "an empty slave starts from the master's snapshot instead of replaying the log when the snapshot is at least this many entries in; 0: always replay")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -379,7 +388,8 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	node, err := StartNode(NodeConfig{Role: "slave", ID: *id, Addr: *addr, Advertise: *advertise, Data: *data,
-		MasterURL: strings.TrimRight(*masterURL, "/"), Logger: logger, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr})
+		MasterURL: strings.TrimRight(*masterURL, "/"), Logger: logger, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
+		JoinFromSnapshot: *join})
 	if err != nil {
 		return err
 	}
