@@ -25,8 +25,10 @@ type Position struct {
 // it writes later exactly as this one does. It is read in one read
 // transaction on a read connection: the writer goes on meanwhile (in WAL
 // mode readers do not block it), and the copy holds walship's own row with
-// the index and log_id it is at.
-func (d *DB) Backup(ctx context.Context, path string) (Position, error) {
+// the index and log_id it is at. pace, if not nil, is called after each
+// step of 1024 pages; it may wait, to spread the copy's work, and its
+// error stops the copy.
+func (d *DB) Backup(ctx context.Context, path string, pace func(context.Context) error) (Position, error) {
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		return Position{}, fmt.Errorf("backup: %s exists", path)
 	}
@@ -52,7 +54,14 @@ func (d *DB) Backup(ctx context.Context, path string) (Position, error) {
 	if err != nil {
 		return Position{}, fmt.Errorf("backup: %w", err)
 	}
-	err = dst.copyFrom(ctx, c)
+	// The copy is checked and fsynced by its user: no journal, no syncs.
+	err = dst.exec("PRAGMA journal_mode=OFF")
+	if err == nil {
+		err = dst.exec("PRAGMA synchronous=OFF")
+	}
+	if err == nil {
+		err = dst.copyFrom(ctx, c, pace)
+	}
 	if cerr := dst.close(); err == nil {
 		err = cerr
 	}
@@ -69,7 +78,7 @@ var backupStepHook func()
 // copyFrom copies every page of src's main database into c's, in steps so
 // that ctx can stop it, within src's open read transaction (so the copy is
 // of one moment).
-func (c *conn) copyFrom(ctx context.Context, src *conn) error {
+func (c *conn) copyFrom(ctx context.Context, src *conn, pace func(context.Context) error) error {
 	main, err := c.cstring("main")
 	if err != nil {
 		return err
@@ -94,6 +103,12 @@ func (c *conn) copyFrom(ctx context.Context, src *conn) error {
 		if rc != sqlite3.SQLITE_OK {
 			sqlite3.Xsqlite3_backup_finish(c.tls, b)
 			return c.errorf(rc, "backup step")
+		}
+		if pace != nil {
+			if err := pace(ctx); err != nil {
+				sqlite3.Xsqlite3_backup_finish(c.tls, b)
+				return err
+			}
 		}
 	}
 	if rc := sqlite3.Xsqlite3_backup_finish(c.tls, b); rc != sqlite3.SQLITE_OK {

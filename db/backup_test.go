@@ -41,7 +41,7 @@ func TestBackupWhileWriting(t *testing.T) {
 	}
 	t.Cleanup(func() { backupStepHook = nil })
 	path := filepath.Join(t.TempDir(), "copy.sqlite")
-	pos, err := d.Backup(context.Background(), path)
+	pos, err := d.Backup(context.Background(), path, nil)
 	backupStepHook = nil
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestBackupWhileWriting(t *testing.T) {
 	if a.Sum != b.Sum {
 		t.Fatal("the copy, brought up to date from the log, differs from the master")
 	}
-	if _, err := d.Backup(context.Background(), path); err == nil || !strings.Contains(err.Error(), "exists") {
+	if _, err := d.Backup(context.Background(), path, nil); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Fatalf("a backup over an existing file: %v", err)
 	}
 }
@@ -87,7 +87,7 @@ func TestInstall(t *testing.T) {
 	m.exec(pinnedMS, 1, "CREATE TABLE t (v)", "CREATE VIRTUAL TABLE f USING fts5(a)")
 	m.exec(pinnedMS, 2, "INSERT INTO t VALUES ('a')", "INSERT INTO f VALUES ('alpha')")
 	copyPath := filepath.Join(t.TempDir(), "copy.sqlite")
-	pos, err := d.Backup(context.Background(), copyPath)
+	pos, err := d.Backup(context.Background(), copyPath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

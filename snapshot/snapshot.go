@@ -49,6 +49,12 @@ type Info struct {
 
 // Store is the snapshots of one node, in one directory.
 type Store struct {
+	// CPUShare is the share of one core a snapshot may take while it is
+	// made (0.25: it works a quarter of the time and waits the rest), so
+	// that the writer keeps most of the machine; 0 or 1 and above: no
+	// limit. Set it before the store is used.
+	CPUShare float64
+
 	dir    string
 	logger *slog.Logger
 
@@ -141,7 +147,8 @@ func (s *Store) Make(ctx context.Context, d *db.DB) (Info, error) {
 	start := time.Now()
 	raw := filepath.Join(s.dir, fmt.Sprintf("backup-%d.tmp", start.UnixNano()))
 	defer os.Remove(raw)
-	pos, err := d.Backup(ctx, raw)
+	p := &pacer{share: s.CPUShare, last: time.Now()}
+	pos, err := d.Backup(ctx, raw, p.pace)
 	if err != nil {
 		return Info{}, fmt.Errorf("snapshot: %w", err)
 	}
@@ -150,7 +157,7 @@ func (s *Store) Make(ctx context.Context, d *db.DB) (Info, error) {
 	}
 	info := Info{Index: pos.Index, LogID: pos.LogID, Created: start.UTC()}
 	zpath := s.dataPath(pos.Index) + ".tmp"
-	if err := compressFile(raw, zpath, &info); err != nil {
+	if err := compressFile(ctx, raw, zpath, &info, p.pace); err != nil {
 		_ = os.Remove(zpath)
 		return Info{}, fmt.Errorf("snapshot: %w", err)
 	}
@@ -182,8 +189,8 @@ func (s *Store) Open(info Info) (*os.File, error) {
 }
 
 // compressFile writes src compressed to dst (fsynced), filling the sizes
-// and the checksum of info.
-func compressFile(src, dst string, info *Info) error {
+// and the checksum of info, calling pace after every MiB.
+func compressFile(ctx context.Context, src, dst string, info *Info, pace func(context.Context) error) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -194,15 +201,35 @@ func compressFile(src, dst string, info *Info) error {
 		return err
 	}
 	defer out.Close()
-	enc, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	// One goroutine: a snapshot takes at most one core.
+	enc, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		return err
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(enc, h), in)
-	if err != nil {
-		enc.Close()
-		return err
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		k, rerr := io.ReadFull(in, buf)
+		if k > 0 {
+			h.Write(buf[:k])
+			if _, err := enc.Write(buf[:k]); err != nil {
+				enc.Close()
+				return err
+			}
+			n += int64(k)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			enc.Close()
+			return rerr
+		}
+		if err := pace(ctx); err != nil {
+			enc.Close()
+			return err
+		}
 	}
 	if err := enc.Close(); err != nil {
 		return err
@@ -339,4 +366,39 @@ func Extract(r io.Reader, path, sha string, size int64) error {
 		_ = os.Remove(path)
 	}
 	return err
+}
+
+// rest is how long to wait after working for worked.
+func (p *pacer) rest(worked time.Duration) time.Duration {
+	if p.share <= 0 || p.share >= 1 {
+		return 0
+	}
+	return time.Duration(float64(worked) * (1/p.share - 1))
+}
+
+// pacer spreads a snapshot's work: called between two pieces of work, it
+// waits so that the work takes at most share of the time since the last
+// call.
+type pacer struct {
+	share float64
+	last  time.Time // when the last wait ended
+}
+
+func (p *pacer) pace(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rest := p.rest(time.Since(p.last))
+	if rest <= 0 {
+		return nil
+	}
+	t := time.NewTimer(rest)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	p.last = time.Now()
+	return nil
 }

@@ -64,6 +64,23 @@ type NodeConfig struct {
 	// JoinFromSnapshot: an empty slave starts from the master's snapshot
 	// when it is at least this many entries in (slave.Config); 0: never.
 	JoinFromSnapshot uint64
+	// SnapshotCPU is the share of one core a snapshot may take while it
+	// is made (0: DefaultSnapshotCPU; 1: no limit).
+	SnapshotCPU float64
+}
+
+// DefaultSnapshotCPU is --snapshot-cpu's default: a snapshot works a
+// quarter of the time, so that writes keep about 90% of their rate while
+// one is taken on a 2-core machine (BENCHMARKS.md).
+const DefaultSnapshotCPU = 0.25
+
+// parseShare reads a share of one core such as 25% or 100%.
+func parseShare(flag, v string) (float64, error) {
+	pct, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), "%"), 64)
+	if err != nil || !strings.HasSuffix(v, "%") || pct <= 0 || pct > 100 {
+		return 0, fmt.Errorf("--%s %q: give a share of one core such as 25%% (above 0%%, at most 100%%)", flag, v)
+	}
+	return pct / 100, nil
 }
 
 // minFreeBytes reads MinFree against the volume of dir.
@@ -147,11 +164,13 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// What a bootstrap left behind, cut short: started over next time.
-	_ = os.Remove(filepath.Join(cfg.Data, "bootstrap.sqlite.tmp"))
 	snapshots, err := snapshot.Open(filepath.Join(cfg.Data, "snapshots"), logger)
 	if err != nil {
 		return nil, err
+	}
+	snapshots.CPUShare = cfg.SnapshotCPU
+	if snapshots.CPUShare == 0 {
+		snapshots.CPUShare = DefaultSnapshotCPU
 	}
 	metrics := api.NewMetrics()
 	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger, Metrics: metrics,
@@ -317,6 +336,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	retainFor := fs.Duration("log-retain-for", 0, "keep log entries at most this long, e.g. 24h; 0: no cap")
 	segmentSize := fs.String("log-segment-size", "", "size of a log segment file, the unit the log is removed in, e.g. 8MiB; empty: an eighth of the retention, 1 MiB to 64 MiB")
 	compactEvery := fs.Duration("log-compact-every", 10*time.Second, "how often to check the log against the retention")
+	snapCPU := fs.String("snapshot-cpu", "25%", "share of one core a snapshot may take while it is made (it waits the rest of the time), so that writes keep their pace; 100%: no limit")
 	minFree := fs.String("min-free-space", "auto", "refuse writes (507) while the data volume has less free space: a size (256MiB), a share (5%), 0 for no check; auto: the smaller of 256MiB and 5%")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -332,6 +352,10 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	snapShare, err := parseShare("snapshot-cpu", *snapCPU)
+	if err != nil {
+		return err
+	}
 	logger, err := newLogger(stderr, *level)
 	if err != nil {
 		return err
@@ -339,7 +363,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	n, err := StartNode(NodeConfig{Role: "master", ID: "master", Addr: *addr, Advertise: *advertise, Data: *data, Logger: logger,
 		WriteTimeout: *writeTimeout, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
 		RetainEntries: *retainEntries, RetainBytes: retainBytes, RetainFor: *retainFor, SegmentBytes: segmentBytes,
-		CompactEvery: *compactEvery, MinFree: *minFree})
+		CompactEvery: *compactEvery, MinFree: *minFree, SnapshotCPU: snapShare})
 	if err != nil {
 		return err
 	}
@@ -361,12 +385,17 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	queryTimeout := fs.Duration("query-timeout", api.DefaultQueryTimeout, "stop a read that takes longer, its wait for a read connection included; -1ns: no limit")
 	pprofAddr := fs.String("pprof", "", "address to serve Go's profiles on (/debug/pprof/), apart from the API; off by default")
+	snapCPU := fs.String("snapshot-cpu", "25%", "share of one core a snapshot may take while it is made (it waits the rest of the time), so that writes keep their pace; 100%: no limit")
 	join := fs.Uint64("join-from-snapshot", DefaultJoinFromSnapshot, "an empty slave starts from the master's snapshot instead of replaying the log when the snapshot is at least this many entries in; 0: always replay")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	snapShare, err := parseShare("snapshot-cpu", *snapCPU)
+	if err != nil {
+		return err
 	}
 	if *id == "" {
 		*id = posID
@@ -389,7 +418,7 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	node, err := StartNode(NodeConfig{Role: "slave", ID: *id, Addr: *addr, Advertise: *advertise, Data: *data,
 		MasterURL: strings.TrimRight(*masterURL, "/"), Logger: logger, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
-		JoinFromSnapshot: *join})
+		JoinFromSnapshot: *join, SnapshotCPU: snapShare})
 	if err != nil {
 		return err
 	}

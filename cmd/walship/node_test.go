@@ -70,3 +70,16 @@ func TestTuneGC(t *testing.T) {
 		t.Fatalf("memory limit %d with GOMEMLIMIT set, want it untouched", got)
 	}
 }
+
+func TestParseShare(t *testing.T) {
+	for in, want := range map[string]float64{"25%": 0.25, "100%": 1, "0.5%": 0.005} {
+		if got, err := parseShare("snapshot-cpu", in); err != nil || got != want {
+			t.Errorf("%q: %v %v, want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0%", "25", "101%", "-5%", "x%"} {
+		if _, err := parseShare("snapshot-cpu", in); err == nil || !strings.Contains(err.Error(), "--snapshot-cpu") {
+			t.Errorf("%q: %v, want an error naming the flag", in, err)
+		}
+	}
+}
