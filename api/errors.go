@@ -13,6 +13,7 @@ import (
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/master"
 	"github.com/walship/walship/slave"
+	"github.com/walship/walship/snapshot"
 	"github.com/walship/walship/wal"
 )
 
@@ -104,7 +105,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // SQLITE_FULL, ENOSPC from the log, the master's --min-free-space.
 func diskFull(err error) bool {
 	var se *db.Error
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, master.ErrDiskLow) || (errors.As(err, &se) && se.DiskFull())
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, master.ErrDiskLow) || errors.Is(err, snapshot.ErrNoSpace) ||
+		(errors.As(err, &se) && se.DiskFull())
 }
 
 // sqliteCodes returns SQLite's primary and extended result codes of err,

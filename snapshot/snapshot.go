@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -32,6 +33,10 @@ import (
 
 // ErrNone is returned when the store holds no snapshot.
 var ErrNone = errors.New("no snapshot")
+
+// ErrNoSpace is returned by Make when the volume has no room for the
+// snapshot: it does not start, rather than fill the volume and fail.
+var ErrNoSpace = errors.New("not enough free space for a snapshot")
 
 // Info describes one snapshot.
 type Info struct {
@@ -144,6 +149,9 @@ func (s *Store) Make(ctx context.Context, d *db.DB) (Info, error) {
 	if l := s.latest; l != nil && l.Index == d.AppliedIndex() && l.LogID == d.LogID() {
 		return *l, nil // nothing was applied since
 	}
+	if err := s.checkSpace(d); err != nil {
+		return Info{}, fmt.Errorf("snapshot: %w", err)
+	}
 	start := time.Now()
 	raw := filepath.Join(s.dir, fmt.Sprintf("backup-%d.tmp", start.UnixNano()))
 	defer os.Remove(raw)
@@ -181,6 +189,33 @@ func (s *Store) Make(ctx context.Context, d *db.DB) (Info, error) {
 	s.logger.Info("snapshot taken", "index", info.Index, "size", info.Size, "compressed", info.Compressed,
 		"took", time.Since(start).Round(time.Millisecond))
 	return info, nil
+}
+
+// checkSpace refuses a snapshot of d that the volume cannot hold: it needs
+// about the database's size for the copy, and for the compressed file
+// what the latest one took (the database's size again when there is
+// none). A snapshot that would fail anyway would first take the space the
+// writer needs.
+func (s *Store) checkSpace(d *db.DB) error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.dir, &st); err != nil {
+		return nil // unknown: the copy finds out
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	var size int64
+	for _, suffix := range []string{"", "-wal"} {
+		if fi, err := os.Stat(d.Path() + suffix); err == nil {
+			size += fi.Size()
+		}
+	}
+	compressed := size
+	if s.latest != nil {
+		compressed = s.latest.Compressed
+	}
+	if need := size + compressed; free < need {
+		return fmt.Errorf("%w: it needs about %d bytes, %d are free", ErrNoSpace, need, free)
+	}
+	return nil
 }
 
 // Open opens the compressed data of snapshot info.

@@ -164,3 +164,51 @@ func TestSlaveDiskFull(t *testing.T) {
 		t.Fatal("the slave differs from the master")
 	}
 }
+
+// A volume too full for a snapshot: the compaction's snapshot does not
+// start (it would fail, after taking the space the writes need), the log
+// is not cut, writes go on and are all kept; once space returns the master
+// compacts by itself, and a slave elsewhere ends equal.
+func TestDiskFullWhileSnapshotting(t *testing.T) {
+	vol := mustMountSmall(t, 48<<20)
+	c := NewCluster(t)
+	m := c.MustRunMaster(WithDataDir(filepath.Join(vol, "master")), WithArgs("--min-free-space", "1MiB",
+		"--log-retain-entries", "300", "--log-segment-size", "64KiB", "--log-compact-every", "50ms"))
+	s := c.MustRunSlave(1, m)
+	m.MustExec("CREATE TABLE big (b BLOB); CREATE TABLE t (v)")
+	for range 8 {
+		m.MustExec("INSERT INTO big VALUES (randomblob(1048576))")
+	}
+	// Room for the writes below, not for an 8 MiB copy of the database.
+	unfill := fill(t, vol, 7<<20)
+	first := m.MustLogStatus().FirstIndex
+	writeConcurrently(t, m, 1000, 8, func(i int) (string, []any) {
+		return "INSERT INTO t VALUES (?)", []any{i}
+	})
+	m.WaitFor("a compaction refused for lack of space", waitTimeout, func(*LogStatus) bool {
+		out := m.Output()
+		return strings.Contains(out, "log compaction failed") && strings.Contains(out, "not enough free space for a snapshot")
+	})
+	if st := m.MustLogStatus(); st.FirstIndex != first {
+		t.Fatalf("the log was cut without a snapshot: first index %d, was %d: %s", st.FirstIndex, first, st.Body)
+	}
+	if left, _ := filepath.Glob(filepath.Join(m.DataDir, "snapshots", "*.tmp")); len(left) > 0 {
+		t.Fatalf("a refused snapshot left files: %v", left)
+	}
+	resp, err := httpClient.Get(m.URL() + "/db/snapshot?fresh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(resp); resp.StatusCode != 507 || !strings.Contains(string(body), "not enough free space") {
+		t.Fatalf("a snapshot asked for on a full volume: %d %s", resp.StatusCode, body)
+	}
+	unfill()
+	waitCompacted(t, m, first)
+	m.MustExec("INSERT INTO t VALUES ('after')")
+	if got := m.Count("SELECT count(*) FROM t"); got != 1001 {
+		t.Fatalf("%d rows, want the 1,000 acknowledged writes and one more", got)
+	}
+	if divergent := checkChecksums(t, c, m); divergent != 0 {
+		t.Fatalf("%s differs from the master", s)
+	}
+}
