@@ -9,6 +9,7 @@ import (
 
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/walship/walship/durable"
 	"github.com/walship/walship/wal"
 )
 
@@ -162,7 +163,7 @@ func (d *DB) Install(path string) error {
 	}
 	rerr := os.Rename(path, d.path)
 	if rerr == nil {
-		rerr = syncDir(filepath.Dir(d.path))
+		rerr = durable.SyncDir(filepath.Dir(d.path))
 	}
 	// Open again, on the new file or (when the rename failed) the old one.
 	w, err := openConn(d.path, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_CREATE)
@@ -185,13 +186,4 @@ func (d *DB) Install(path string) error {
 		return fmt.Errorf("install: %w", rerr)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/walship/walship/db"
+	"github.com/walship/walship/durable"
 )
 
 // ErrNone is returned when the store holds no snapshot.
@@ -177,7 +178,7 @@ func (s *Store) Make(ctx context.Context, d *db.DB) (Info, error) {
 	if err := writeFileSync(s.infoPath(pos.Index), b); err != nil {
 		return Info{}, fmt.Errorf("snapshot: %w", err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := durable.SyncDir(s.dir); err != nil {
 		return Info{}, fmt.Errorf("snapshot: %w", err)
 	}
 	old := s.latest
@@ -300,15 +301,6 @@ func writeFileSync(path string, b []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Decompress writes the database file of a compressed snapshot read from r

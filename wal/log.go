@@ -16,6 +16,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/walship/walship/durable"
 )
 
 // Defaults of Options.
@@ -163,7 +165,7 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	if created && !opts.NoSync {
 		// The new file's directory entry must survive a crash too.
-		if err := syncDir(filepath.Dir(path)); err != nil {
+		if err := durable.SyncDir(filepath.Dir(path)); err != nil {
 			l.closeFiles()
 			return nil, fmt.Errorf("wal: open %s: sync directory: %w", path, err)
 		}
@@ -586,7 +588,7 @@ func (l *Log) seal() error {
 	if err := os.Rename(old.path, sealedPath); err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Dir(l.path)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(l.path)); err != nil {
 		return err
 	}
 	db, err := openBolt(sealedPath, &bolt.Options{Timeout: l.opts.Timeout, ReadOnly: true})
@@ -604,7 +606,7 @@ func (l *Log) seal() error {
 		_ = db.Close()
 		return err
 	}
-	if err := syncDir(filepath.Dir(l.path)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(l.path)); err != nil {
 		_ = db.Close()
 		return err
 	}
@@ -655,7 +657,7 @@ func (l *Log) Truncate(keep uint64) (uint64, error) {
 	l.first = first
 	l.mu.Unlock()
 	if deleted > 0 && !l.opts.NoSync {
-		if serr := syncDir(filepath.Dir(l.path)); serr != nil && err == nil {
+		if serr := durable.SyncDir(filepath.Dir(l.path)); serr != nil && err == nil {
 			err = fmt.Errorf("wal: truncate: sync directory: %w", serr)
 		}
 	}
@@ -1117,17 +1119,6 @@ func guard(path string, err *error, anyPanic bool) func() {
 		}
 		*err = corruptf("%s: panic reading the file (damaged page?): %v", path, r)
 	}
-}
-
-// syncDir fsyncs the directory dir, so that a file created in it survives a
-// crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // openBolt opens path with bbolt. bbolt reads the meta and freelist pages
