@@ -97,6 +97,13 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
+// TempPath returns a path in the store's directory for a temporary file
+// of another kind (a backup being served): the store removes what such a
+// file left behind when it opens.
+func (s *Store) TempPath(prefix string) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%s-%d.tmp", prefix, time.Now().UnixNano()))
+}
+
 func (s *Store) dataPath(index uint64) string {
 	return filepath.Join(s.dir, fmt.Sprintf("snapshot-%020d.sqlite.zst", index))
 }
@@ -401,6 +408,14 @@ func (p *pacer) rest(worked time.Duration) time.Duration {
 		return 0
 	}
 	return time.Duration(float64(worked) * (1/p.share - 1))
+}
+
+// Pacer returns a pace function for other long copies (a backup): called
+// between two pieces of work, it waits so that the work takes at most
+// share of one core (0 or 1 and above: no wait).
+func Pacer(share float64) func(context.Context) error {
+	p := &pacer{share: share, last: time.Now()}
+	return p.pace
 }
 
 // pacer spreads a snapshot's work: called between two pieces of work, it

@@ -1,0 +1,186 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/walship/walship/api/client"
+	"github.com/walship/walship/db"
+	"github.com/walship/walship/snapshot"
+)
+
+func (s *Server) registerBackupRoutes(r *mux.Router) {
+	r.HandleFunc("/db/backup", s.handleBackup).Methods(http.MethodGet)
+}
+
+// backupFormat is what GET /db/backup was asked for.
+type backupFormat struct {
+	sql      bool     // a SQL dump, not a SQLite file
+	compress bool     // gzip
+	vacuum   bool     // the copy is vacuumed
+	tables   []string // fmt=sql: only these tables
+}
+
+func parseBackupQuery(r *http.Request) (backupFormat, error) {
+	q := r.URL.Query()
+	var f backupFormat
+	switch v := q.Get("fmt"); v {
+	case "", "binary", "delete":
+	case "sql":
+		f.sql = true
+	default:
+		return f, fmt.Errorf("%w: fmt %q: use binary (a SQLite file, the default), delete (the same) or sql (a SQL dump)", ErrBadRequest, v)
+	}
+	_, f.compress = q["compress"]
+	_, f.vacuum = q["vacuum"]
+	if f.vacuum && f.sql {
+		return f, fmt.Errorf("%w: invalid vacuum: vacuum applies to a SQLite file, not to fmt=sql", ErrBadRequest)
+	}
+	if t := q.Get("tables"); t != "" {
+		if !f.sql {
+			return f, fmt.Errorf("%w: tables applies to fmt=sql only", ErrBadRequest)
+		}
+		for _, name := range strings.Split(t, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				f.tables = append(f.tables, name)
+			}
+		}
+	}
+	return f, nil
+}
+
+// handleBackup serves GET /db/backup on every node: this node's database
+// as a SQLite file taken without stopping writes (a copy in one read
+// transaction, switched to the rollback journal so that it is one file),
+// or with ?fmt=sql as a SQL dump; ?compress gzips it, ?vacuum vacuums the
+// copy. X-Walship-Index and X-Walship-Log-Id say the position it holds (a
+// slave's backup is at the index it applied). The copy is paced like a
+// snapshot (--snapshot-cpu) so that writes keep most of the machine.
+func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
+	f, err := parseBackupQuery(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// A large backup takes longer than the server's write timeout; a
+	// client that goes away ends it.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	tmp := filepath.Join(filepath.Dir(s.db().Path()), fmt.Sprintf("backup-%d.tmp", time.Now().UnixNano()))
+	share := 0.0
+	if s.Snapshots != nil {
+		tmp, share = s.Snapshots.TempPath("backup"), s.Snapshots.CPUShare
+	}
+	pace := snapshot.Pacer(share)
+	defer os.Remove(tmp)
+	started := time.Now()
+	var pos db.Position
+	if f.sql {
+		pos, err = s.dumpFile(r.Context(), tmp, f.tables)
+	} else {
+		pos, err = s.db().BackupFile(r.Context(), tmp, db.BackupOptions{Vacuum: f.vacuum, Pace: pace})
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	file, err := os.Open(tmp)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h := w.Header()
+	setPosition(h, pos)
+	name, ctype := "backup.sqlite", "application/octet-stream"
+	if f.sql {
+		name, ctype = "backup.sql", "application/sql"
+	}
+	if f.compress {
+		name, ctype = name+".gz", "application/gzip"
+	} else {
+		h.Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
+	}
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	n, err := copyOut(r.Context(), w, file, f.compress, pace)
+	s.logger.Info("backup served", "index", pos.Index, "bytes", fi.Size(), "sent", n, "compress", f.compress,
+		"vacuum", f.vacuum, "took", time.Since(started).Round(time.Millisecond), "err", err)
+}
+
+// dumpFile writes the SQL dump of the database to path: in one read
+// transaction, so that it is the database at one index, which it returns.
+func (s *Server) dumpFile(ctx context.Context, path string, tables []string) (db.Position, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return db.Position{}, fmt.Errorf("dump: %w", err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	pos, err := s.db().Dump(ctx, bw, tables)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return db.Position{}, fmt.Errorf("dump: %w", err)
+	}
+	return pos, nil
+}
+
+func setPosition(h http.Header, pos db.Position) {
+	h.Set(client.HeaderIndex, strconv.FormatUint(pos.Index, 10))
+	h.Set(client.HeaderLogID, pos.LogID)
+}
+
+// copyOut copies src to w, gzipped if compress, pacing every MiB.
+func copyOut(ctx context.Context, w io.Writer, src io.Reader, compress bool, pace func(context.Context) error) (int64, error) {
+	var zw *gzip.Writer
+	out := w
+	if compress {
+		zw, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+		out = zw
+	}
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		k, rerr := io.ReadFull(src, buf)
+		if k > 0 {
+			if _, err := out.Write(buf[:k]); err != nil {
+				return n, err
+			}
+			n += int64(k)
+			if compress {
+				if err := pace(ctx); err != nil {
+					return n, err
+				}
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+	if zw != nil {
+		return n, zw.Close()
+	}
+	return n, nil
+}
