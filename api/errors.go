@@ -59,6 +59,8 @@ func statusOf(err error) int {
 	case errors.Is(err, ErrBadRequest), errors.Is(err, db.ErrParams), errors.Is(err, db.ErrIncomplete),
 		errors.Is(err, db.ErrRefused), errors.Is(err, db.ErrWriteInQuery), errors.Is(err, db.ErrMultiple):
 		return http.StatusBadRequest
+	case errors.Is(err, db.ErrNotDatabase):
+		return http.StatusBadRequest
 	case errors.Is(err, master.ErrLogConflict), errors.Is(err, wal.ErrOutOfRange):
 		return http.StatusConflict
 	case errors.Is(err, master.ErrCompacted):
@@ -85,12 +87,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	body.SQLiteCode, body.SQLiteExtendedCode, _ = sqliteCodes(err)
 	var ce *master.CompactedError
 	if errors.As(err, &ce) {
-		body.SnapshotIndex = ce.Snapshot
+		body.SnapshotIndex, body.NewLogID = ce.Snapshot, ce.NewLogID
 	}
 	var se *client.StatusError
 	if errors.As(err, &se) {
 		body.Error, body.Master = se.Msg, se.Master
 		body.SQLiteCode, body.SQLiteExtendedCode = se.SQLiteCode, se.SQLiteExtendedCode
+		body.SnapshotIndex, body.NewLogID = se.SnapshotIndex, se.NewLogID
 	}
 	if status >= 500 {
 		// A failure of the node repeats with every request until it is

@@ -387,6 +387,11 @@ func readBodyLimit(w http.ResponseWriter, r *http.Request, limit int64) ([]byte,
 // writeRq answers a /db/* response, as rqlite encodes it: HTML characters
 // not escaped, four spaces with ?pretty, no trailing newline.
 func writeRq(w http.ResponseWriter, p *rqParams, resp rqResponse) {
+	writeRqStatus(w, p, http.StatusOK, resp)
+}
+
+// writeRqStatus is writeRq with another status.
+func writeRqStatus(w http.ResponseWriter, p *rqParams, status int, resp rqResponse) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -398,7 +403,7 @@ func writeRq(w http.ResponseWriter, p *rqParams, resp rqResponse) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(status)
 	_, _ = w.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }
 

@@ -123,6 +123,7 @@ func (s *Server) Open() error {
 	s.registerStatusRoutes(r)
 	s.registerSnapshotRoutes(r)
 	s.registerBackupRoutes(r)
+	s.registerLoadRoutes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})

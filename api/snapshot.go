@@ -31,7 +31,9 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	info, err := s.Snapshots.Latest()
 	_, fresh := r.URL.Query()["fresh"]
-	if errors.Is(err, snapshot.ErrNone) || (fresh && err == nil) {
+	// A snapshot of a history the database left (a load) is no one's.
+	stale := err == nil && info.LogID != s.db().LogID()
+	if errors.Is(err, snapshot.ErrNone) || (fresh && err == nil) || stale {
 		info, err = s.Snapshots.Make(r.Context(), s.db())
 	}
 	if err != nil {

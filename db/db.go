@@ -44,6 +44,7 @@ type DB struct {
 	nread   int
 
 	logID   atomic.Value // string
+	history atomic.Value // []HistoryStep
 	applied atomic.Uint64
 	closed  atomic.Bool
 }
@@ -159,17 +160,23 @@ func setupConn(c *conn, extra string) error {
 	return c.registerFuncs()
 }
 
+// walshipSchema is walship's position in the log it follows.
+const walshipSchema = `CREATE TABLE IF NOT EXISTS _walship (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	log_id TEXT NOT NULL,
+	applied_index INTEGER NOT NULL)`
+
 func (d *DB) setupWriter() error {
 	if err := setupConn(d.w, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); err != nil {
 		return err
 	}
 	d.w.watchCancel()
-	err := d.w.exec(`CREATE TABLE IF NOT EXISTS _walship (
-	id INTEGER PRIMARY KEY CHECK (id = 1),
-	log_id TEXT NOT NULL,
-	applied_index INTEGER NOT NULL);
+	err := d.w.exec(walshipSchema + `;
 INSERT OR IGNORE INTO _walship (id, log_id, applied_index) VALUES (1, '', 0);`)
 	if err != nil {
+		return err
+	}
+	if err := d.loadHistory(); err != nil {
 		return err
 	}
 	s, _, err := d.w.prepare("SELECT log_id, applied_index FROM _walship WHERE id = 1")

@@ -67,9 +67,18 @@ type CompactedError struct {
 	From, First uint64
 	// Snapshot is the index of the master's latest snapshot (0 if none).
 	Snapshot uint64
+	// NewLogID is set when the slave follows a history the master left
+	// (a load, a restore): Left says how. The slave bootstraps from the
+	// new history's snapshot.
+	NewLogID string
+	Left     db.HistoryStep
 }
 
 func (e *CompactedError) Error() string {
+	if e.NewLogID != "" {
+		return fmt.Sprintf("%v: the master left log %s for a new history, log %s, at index %d (%s); bootstrap from its snapshot (GET /db/snapshot)",
+			ErrCompacted, e.Left.From, e.NewLogID, e.Left.Index, e.Left.Reason)
+	}
 	return fmt.Sprintf("%v: from %d, the log starts at %d; bootstrap from the snapshot at %d (GET /db/snapshot)",
 		ErrCompacted, e.From, e.First, e.Snapshot)
 }
@@ -166,7 +175,12 @@ type pending struct {
 	ms   int64
 	seed uint64
 	resp chan Result
+	// op, if set, is run by the writer alone instead of a request (Load).
+	op func() error
 }
+
+// alone reports whether p is committed on its own.
+func (p *pending) alone() bool { return p.req.NoForeignKeys || p.op != nil }
 
 // Result is what the master answers for one write request.
 type Result struct {
@@ -206,6 +220,9 @@ func Open(log *wal.Log, database *db.DB, cfg Config) (*Master, error) {
 	}
 	m := &Master{cfg: cfg, log: log, db: database, queue: make(chan *pending, 4*cfg.MaxBatch),
 		slaves: make(map[string]*slaveProgress), done: make(chan struct{}), published: make(chan struct{})}
+	if err := m.reconcile(); err != nil {
+		return nil, err
+	}
 	if err := m.restore(); err != nil {
 		return nil, err
 	}
@@ -276,6 +293,9 @@ func (m *Master) check() error {
 
 // replay applies the log's entries after the database's applied index.
 func (m *Master) replay() error {
+	if err := m.reconcile(); err != nil {
+		return err
+	}
 	applied, last := m.db.AppliedIndex(), m.log.LastIndex()
 	if applied == last {
 		return nil
@@ -411,11 +431,15 @@ func (m *Master) run() {
 				batch = append(batch[:0], p)
 			}
 		}
+		if p := batch[0]; p.op != nil {
+			p.resp <- Result{Err: p.op()}
+			continue
+		}
 	more:
-		for len(batch) < m.cfg.MaxBatch && !batch[0].req.NoForeignKeys {
+		for len(batch) < m.cfg.MaxBatch && !batch[0].alone() {
 			select {
 			case p := <-m.queue:
-				if p.req.NoForeignKeys {
+				if p.alone() {
 					held = p
 					break more
 				}
@@ -674,15 +698,15 @@ func (m *Master) Feed(ctx context.Context, req FeedRequest) ([][]byte, error) {
 		sp.url, sp.applied, sp.lastSeen = req.SlaveURL, req.Applied, m.cfg.Now()
 		m.mu.Unlock()
 	}
-	if req.LogID != "" && req.LogID != m.log.ID() {
-		return nil, fmt.Errorf("%w: the slave follows log %s, this master's log is %s", ErrLogConflict, req.LogID, m.log.ID())
+	if err := m.checkLogID(req); err != nil {
+		return nil, err
 	}
 	first, last := m.log.FirstIndex(), m.log.LastIndex()
 	if req.From == 0 || req.From > last+1 {
 		return nil, fmt.Errorf("%w: from %d is beyond the log's next index %d", ErrLogConflict, req.From, last+1)
 	}
 	if req.From < first {
-		return nil, m.compacted(req.From, first)
+		return nil, m.gone(req, first)
 	}
 	// The entry the slave applied last may be compacted away: its epoch
 	// cannot be checked then (the log_id was).
@@ -691,7 +715,7 @@ func (m *Master) Feed(ctx context.Context, req FeedRequest) ([][]byte, error) {
 		if err != nil {
 			if first := m.log.FirstIndex(); req.Applied < first {
 				// Compacted since the check above.
-				return nil, m.compacted(req.From, first)
+				return nil, m.gone(req, first)
 			}
 			return nil, fmt.Errorf("%w: entry %d: %w", ErrLogConflict, req.Applied, err)
 		}
@@ -713,6 +737,9 @@ func (m *Master) Feed(ctx context.Context, req FeedRequest) ([][]byte, error) {
 			}
 			return nil, nil // heartbeat: nothing new
 		}
+		if err := m.checkLogID(req); err != nil {
+			return nil, err // a load started a new history meanwhile
+		}
 	}
 	max := req.Max
 	if max <= 0 || max > 10000 {
@@ -722,10 +749,35 @@ func (m *Master) Feed(ctx context.Context, req FeedRequest) ([][]byte, error) {
 	if err != nil {
 		if first := m.log.FirstIndex(); req.From < first {
 			// Compacted since the check above.
-			return nil, m.compacted(req.From, first)
+			return nil, m.gone(req, first)
 		}
 	}
 	return out, err
+}
+
+// checkLogID refuses a feed request of another history: a history the
+// database left (a load, a restore) gets a CompactedError naming the new
+// one, to bootstrap from; any other a conflict.
+func (m *Master) checkLogID(req FeedRequest) error {
+	id := m.log.ID()
+	if req.LogID == "" || req.LogID == id {
+		return nil
+	}
+	if step, ok := m.db.Left(req.LogID); ok {
+		ce := m.compacted(req.From, m.log.FirstIndex()).(*CompactedError)
+		ce.NewLogID, ce.Left = id, step
+		return ce
+	}
+	return fmt.Errorf("%w: the slave follows log %s, this master's log is %s", ErrLogConflict, req.LogID, id)
+}
+
+// gone is Feed's answer when the entries asked for are not in the log: the
+// log was compacted, or restarted for a new history.
+func (m *Master) gone(req FeedRequest, first uint64) error {
+	if err := m.checkLogID(req); err != nil {
+		return err
+	}
+	return m.compacted(req.From, first)
 }
 
 // compacted is Feed's answer to a request from below the log's first
@@ -733,7 +785,7 @@ func (m *Master) Feed(ctx context.Context, req FeedRequest) ([][]byte, error) {
 func (m *Master) compacted(from, first uint64) error {
 	ce := &CompactedError{From: from, First: first}
 	if m.cfg.Snapshots != nil {
-		if info, err := m.cfg.Snapshots.Latest(); err == nil {
+		if info, err := m.cfg.Snapshots.Latest(); err == nil && info.LogID == m.log.ID() {
 			ce.Snapshot = info.Index
 		}
 	}

@@ -61,7 +61,10 @@ func (s *Slave) bootstrap(ctx context.Context) error {
 		return fmt.Errorf("bootstrap: download the snapshot: %w", err)
 	}
 	defer snap.Body.Close()
-	if own := s.db.LogID(); own != "" && own != snap.LogID {
+	s.mu.Lock()
+	newLogID := s.newLogID
+	s.mu.Unlock()
+	if own := s.db.LogID(); own != "" && own != snap.LogID && snap.LogID != newLogID {
 		err := fmt.Errorf("the master's snapshot is of log %s, this slave follows %s", snap.LogID, own)
 		s.setState(client.StateDiverged, err)
 		return fmt.Errorf("%w: %w", ErrDiverged, err)

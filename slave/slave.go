@@ -101,6 +101,10 @@ type Slave struct {
 	// bootDone and bootTotal are its bytes received and in all.
 	bootETag            string
 	bootDone, bootTotal int64
+	// newLogID is the log of the new history the master told this slave
+	// to bootstrap from (a load or a restore there): a snapshot of it is
+	// not another history's.
+	newLogID string
 	// failures rate-limits the log lines of failures that repeat.
 	failures repeatlog.Logger
 }
@@ -297,6 +301,16 @@ func (s *Slave) fetch(ctx context.Context, from uint64) (*client.FeedResult, err
 			return nil, fmt.Errorf("%w: %w", ErrDiverged, err)
 		}
 		if errors.Is(err, client.ErrGone) {
+			var se *client.StatusError
+			if errors.As(err, &se) && se.NewLogID != "" {
+				// The master left this slave's history for a new one
+				// (a load, a restore): its snapshot is the way there.
+				s.mu.Lock()
+				s.newLogID = se.NewLogID
+				s.mu.Unlock()
+				s.cfg.Logger.Warn("the master started a new history; bootstrapping from its snapshot", "log_id", se.NewLogID,
+					"previous_log_id", s.db.LogID())
+			}
 			return nil, fmt.Errorf("%w: %w", errBootstrap, err)
 		}
 		return nil, err

@@ -56,6 +56,14 @@ type Options struct {
 	// Append returns. It runs outside the log's locks.
 	AfterCommit func(last uint64)
 
+	// LogID and FirstIndex are the identity of a NEW log: its log_id (32
+	// hexadecimal characters; "" means a fresh random one) and the index
+	// of its first entry (0 means 1), for a log that continues a database
+	// already at FirstIndex-1 (a new history: see Restart). Both are
+	// ignored when the log exists.
+	LogID      string
+	FirstIndex uint64
+
 	// SegmentBytes starts a new segment file once the active one (log.db)
 	// holds this many bytes: the full one is sealed under the name of its
 	// first index, and Truncate deletes sealed segments whole, which gives
@@ -74,7 +82,7 @@ type Options struct {
 type Log struct {
 	path string // the active segment's file
 	opts Options
-	id   string // log_id, 32 lowercase hex characters; set once by Open
+	id   string // log_id, 32 lowercase hex characters; set by Open and Restart, under mu
 
 	// appendMu serialises Append, Truncate and Check. It is taken after
 	// closeMu, before segMu.
@@ -147,6 +155,8 @@ func Open(path string, opts Options) (*Log, error) {
 		l.closeFiles()
 		return nil, err
 	}
+	// What a Restart cut by a crash left: the old log is still whole.
+	_ = os.Remove(path + restartSuffix)
 	_, statErr := os.Stat(path)
 	created := errors.Is(statErr, os.ErrNotExist)
 	if err := checkBoltFile(path); err != nil {
@@ -270,9 +280,16 @@ func (l *Log) load() error {
 		// A new file (or one whose creation was cut short before its
 		// buckets were committed): a new log, or the continuation of the
 		// sealed segments.
-		ident := identity{epoch: l.opts.Epoch, first: 1, last: 0}
+		ident := identity{epoch: l.opts.Epoch, first: max(l.opts.FirstIndex, 1)}
+		ident.last = ident.first - 1
 		if prev != nil {
 			ident = identity{id: mustDecodeHex(l.id), epoch: prev.epoch, first: prev.last + 1, last: prev.last}
+		} else if l.opts.LogID != "" {
+			id, err := hex.DecodeString(l.opts.LogID)
+			if err != nil || len(id) != logIDSize {
+				return fmt.Errorf("wal: open %s: log_id %q is not %d hexadecimal bytes", a.path, l.opts.LogID, logIDSize)
+			}
+			ident.id = id
 		} else {
 			ident.id = make([]byte, logIDSize)
 			if _, err := rand.Read(ident.id); err != nil {
@@ -406,7 +423,11 @@ func (s *segment) loadMeta(tx *bolt.Tx) ([]byte, error) {
 }
 
 // ID returns the log_id: 32 lowercase hexadecimal characters.
-func (l *Log) ID() string { return l.id }
+func (l *Log) ID() string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.id
+}
 
 // Path returns the path of the log's active file (log.db).
 func (l *Log) Path() string { return l.path }
@@ -662,6 +683,84 @@ func (l *Log) Truncate(keep uint64) (uint64, error) {
 		}
 	}
 	return first, err
+}
+
+// restartSuffix names the new active file Restart prepares beside log.db.
+const restartSuffix = ".new"
+
+// Restart replaces the whole log with an empty one of log_id id whose
+// first entry will be first: a new history, which continues a database
+// that was replaced (a load, a restore) at index first-1. Every segment is
+// deleted. The new active file is made whole and fsynced first, the
+// sealed segments are deleted oldest first, and the new file renamed over
+// log.db last: a crash at any point leaves the old log (or a suffix of it)
+// or the new one. Reads of the old entries fail with ErrOutOfRange from
+// then on, and Wait and Notify wake.
+func (l *Log) Restart(id string, first uint64) error {
+	raw, err := hex.DecodeString(id)
+	if err != nil || len(raw) != logIDSize {
+		return fmt.Errorf("wal: restart: log_id %q is not %d hexadecimal bytes", id, logIDSize)
+	}
+	if first < 1 {
+		return fmt.Errorf("wal: restart: first index %d", first)
+	}
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if _, _, closed := l.bounds(); closed {
+		return ErrClosed
+	}
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	next := l.path + restartSuffix
+	_ = os.Remove(next)
+	db, err := openBolt(next, &bolt.Options{Timeout: l.opts.Timeout, NoSync: l.opts.NoSync})
+	if err != nil {
+		return fmt.Errorf("wal: restart: %w", err)
+	}
+	a := &segment{path: l.path, db: db}
+	err = a.initialise(identity{id: raw, epoch: l.Epoch(), first: first, last: first - 1})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(next)
+		return fmt.Errorf("wal: restart: %w", err)
+	}
+	// From here the old log goes: a failure leaves the Log closed to
+	// writes (the caller stops; Open finds a consistent state).
+	for len(l.sealed) > 0 {
+		sg := l.sealed[0]
+		_ = sg.db.Close()
+		if err := os.Remove(sg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("wal: restart: %w", err)
+		}
+		l.sealed = l.sealed[1:]
+	}
+	_ = l.active.db.Close()
+	if err := os.Rename(next, l.path); err != nil {
+		return fmt.Errorf("wal: restart: %w", err)
+	}
+	if !l.opts.NoSync {
+		if err := durable.SyncDir(filepath.Dir(l.path)); err != nil {
+			return fmt.Errorf("wal: restart: sync directory: %w", err)
+		}
+	}
+	if a.db, err = openBolt(l.path, &bolt.Options{Timeout: l.opts.Timeout, NoSync: l.opts.NoSync}); err != nil {
+		return fmt.Errorf("wal: restart: %w", err)
+	}
+	l.active = a
+	var size int64
+	_ = a.view(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
+	l.mu.Lock()
+	l.id = id
+	l.first, l.last, l.lastEpoch, l.activeSize = first, first-1, 0, size
+	ch := l.notify
+	l.notify = make(chan struct{})
+	l.mu.Unlock()
+	close(ch)
+	return nil
 }
 
 // Read returns the entries from index from on, in order: at most maxEntries

@@ -232,5 +232,5 @@ func statusError(resp *http.Response) error {
 		er.Error = strings.TrimSpace(string(b))
 	}
 	return &StatusError{Status: resp.StatusCode, Msg: er.Error, Master: er.Master,
-		SQLiteCode: er.SQLiteCode, SQLiteExtendedCode: er.SQLiteExtendedCode, SnapshotIndex: er.SnapshotIndex}
+		SQLiteCode: er.SQLiteCode, SQLiteExtendedCode: er.SQLiteExtendedCode, SnapshotIndex: er.SnapshotIndex, NewLogID: er.NewLogID}
 }

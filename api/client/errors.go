@@ -38,6 +38,8 @@ type StatusError struct {
 	SQLiteCode, SQLiteExtendedCode int
 	// SnapshotIndex is the master's snapshot index on a 410.
 	SnapshotIndex uint64
+	// NewLogID is the master's new log on a 410 for a history it left.
+	NewLogID string
 }
 
 func (e *StatusError) Error() string {

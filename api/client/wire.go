@@ -53,6 +53,10 @@ type ErrorResponse struct {
 	// SnapshotIndex is, on the feed's 410 Gone, the index of the master's
 	// latest snapshot: the entries before the log's first index are there.
 	SnapshotIndex uint64 `json:"snapshot_index,omitempty"`
+	// NewLogID is, on the feed's 410 Gone, set when the slave follows a
+	// history the master left (a load or a restore started a new log):
+	// the slave bootstraps from the snapshot of this log.
+	NewLogID string `json:"new_log_id,omitempty"`
 }
 
 // SlaveStatus is one slave as the master last heard of it.
