@@ -24,6 +24,8 @@ Usage:
   walship query [flags] SQL [P…]  send a read to a node and print the answer
   walship shell [flags] [URL]     an interactive SQL shell on a node
   walship load [flags] FILE.sql   load an SQL file (a sqlite3 .dump) in all-or-nothing chunks
+  walship backup [flags] FILE     a backup of a node's database, taken while it writes
+  walship restore [flags] FILE    replace the cluster's database with a backup
   walship status [flags] [URL]    the cluster at a glance: nodes, roles, applied index, lag
   walship show [flags] [TABLE…]   every node's tables side by side, differences marked
   walship bench MODE [flags]      load a cluster: write, read, lag, catchup, ceiling, raw
@@ -90,6 +92,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runShell(ctx, rest, os.Stdin, stdout, stderr)
 	case "load":
 		return runLoadFile(ctx, rest, os.Stdin, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, rest, stdout, stderr)
+	case "restore":
+		return runRestore(ctx, rest, stdout, stderr)
 	case "status":
 		return runStatus(ctx, rest, stdout, stderr)
 	case "show":

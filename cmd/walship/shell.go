@@ -44,6 +44,9 @@ const shellHelp = `Statements end with ';' and may span lines. Shell commands:
   .mode [table|json|csv]  how results print (json: the node's answer as it came)
   .timer on|off       print each statement's elapsed time
   .read FILE          run an SQL file (a sqlite3 .dump) in all-or-nothing chunks, as walship load does
+  .dump [TABLE…]      print the database (or the tables matching TABLE) as SQL, as sqlite3's .dump
+  .backup FILE        write a backup of this node's database (a SQLite file) to FILE, as walship backup
+  .restore FILE       replace the cluster's database with a backup FILE, as walship restore
   .help               this text
   .quit, .exit        leave (so does Ctrl-D)
 `
@@ -437,7 +440,7 @@ func isWriteInQuery(err error) bool {
 }
 
 // dotCommands are the shell's own commands, for .help and completion.
-var dotCommands = []string{".exit", ".help", ".indexes", ".mode", ".nodes", ".quit", ".read", ".schema", ".status", ".tables", ".timer"}
+var dotCommands = []string{".backup", ".dump", ".exit", ".help", ".indexes", ".mode", ".nodes", ".quit", ".read", ".restore", ".schema", ".status", ".tables", ".timer"}
 
 // completeDot completes a shell command's name on Tab.
 func completeDot(line string) []string {
@@ -500,6 +503,19 @@ func (sh *shell) dot(ctx context.Context, line string) (quit bool, err error) {
 		// Not bound by the statement timeout: a load may take long.
 		l := &loader{c: sh.c, out: sh.out, progress: sh.out, chunk: 1000, chunkBytes: 4 << 20}
 		return false, l.load(ctx, args[0], string(text), 1)
+	case ".backup":
+		if len(args) != 1 {
+			return false, errors.New("usage: .backup FILE (a SQLite file of this node's database)")
+		}
+		return false, backupTo(ctx, sh.c, client.BackupOptions{}, args[0], sh.out, sh.errOut)
+	case ".dump":
+		// To the screen, as sqlite3's .dump; TABLE… are LIKE patterns.
+		return false, sh.dump(ctx, args)
+	case ".restore":
+		if len(args) != 1 {
+			return false, errors.New("usage: .restore FILE (replaces the cluster's database with a backup)")
+		}
+		return false, restoreFrom(ctx, sh.c, args[0], sh.out, sh.errOut)
 	}
 	ctx, cancel := sh.statementContext(ctx)
 	defer cancel()
@@ -531,6 +547,18 @@ func (sh *shell) dot(ctx context.Context, line string) (quit bool, err error) {
 		return false, sh.nodes(ctx)
 	}
 	return false, fmt.Errorf("unknown command %s; .help lists the commands", fields[0])
+}
+
+// dump writes the SQL dump of the node's database (or of the tables
+// matching the patterns) to the shell's output.
+func (sh *shell) dump(ctx context.Context, tables []string) error {
+	b, err := sh.c.Backup(ctx, client.BackupOptions{SQL: true, Tables: tables})
+	if err != nil {
+		return nodeError(sh.c.URL, err)
+	}
+	defer b.Body.Close()
+	_, err = io.Copy(sh.out, b.Body)
+	return err
 }
 
 func (sh *shell) tables(ctx context.Context) error {
