@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Measures backups and restores (BENCHMARKS.md, "Backup and restore"): real
+# walship processes on loopback ports 18200-18299, data under $OUT.
+#
+#   scripts/bench-backup.sh backup-writes   a 1 GB database: writes/s at 64 clients without and with backups back to back
+#   scripts/bench-backup.sh restore         walship restore of a 1 GB SQLite file, and a slave's bootstrap to it
+#
+# Environment: WALSHIP (the binary; default: built from this checkout),
+# OUT (default /tmp/walship-backup), ROWS (rows of 1,000 bytes in the big
+# database, default 1,000,000: about 1 GB), SECS (seconds of each write
+# run, default 20).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/walship-backup}
+ROWS=${ROWS:-1000000}
+SECS=${SECS:-20}
+mkdir -p "$OUT"
+if [ -z "${WALSHIP:-}" ]; then
+	WALSHIP=$OUT/walship
+	go build -o "$WALSHIP" ./cmd/walship
+fi
+W=$WALSHIP
+PIDS=()
+trap 'for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done' EXIT
+
+waitready() { for _ in $(seq 1 600); do curl -sf "$1/readyz?noleader" >/dev/null && return 0; sleep 0.05; done; echo "$1 not ready" >&2; return 1; }
+now() { date +%s.%N; }
+since() { echo "$(now) - $1" | bc; }
+start() {
+	local role=$1 port=$2 data=$3
+	shift 3
+	"$W" "$role" --addr "127.0.0.1:$port" --data "$data" "$@" >"$data.log" 2>&1 &
+	PID=$!
+	PIDS+=("$PID")
+	waitready "http://127.0.0.1:$port"
+}
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# bigdb FILE: a SQLite file of $ROWS rows of 1,000 random bytes, made by sqlite3.
+bigdb() {
+	[ -f "$1" ] && return 0
+	sqlite3 "$1.tmp" "CREATE TABLE big (id INTEGER PRIMARY KEY, b BLOB);
+		WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < $ROWS)
+		INSERT INTO big (b) SELECT randomblob(1000) FROM c;"
+	mv "$1.tmp" "$1"
+}
+
+case "${1:-}" in
+backup-writes)
+	bigdb "$OUT/big.sqlite"
+	rm -rf "$OUT/m"
+	start master 18200 "$OUT/m"
+	"$W" restore --node http://127.0.0.1:18200 "$OUT/big.sqlite"
+	du -b "$OUT/m/db.sqlite"
+	"$W" bench write --url http://127.0.0.1:18200 -c 64 --count 20000 >/dev/null 2>&1
+	for round in 1 2; do
+		"$W" bench write --url http://127.0.0.1:18200 -c 64 --duration "${SECS}s" 2>/dev/null | grep "walship " | sed "s/^/round $round, without: /"
+		(while [ ! -f "$OUT/stop" ]; do
+			rm -f "$OUT/backup.sqlite"
+			s=$(now)
+			# The node's side only: curl, as a backup client on another
+			# machine (walship backup also runs an integrity check here).
+			curl -sf -o "$OUT/backup.sqlite" http://127.0.0.1:18200/db/backup || { echo "backup failed"; break; }
+			echo "round $round: a backup in $(since "$s") s"
+		done) &
+		loop=$!
+		"$W" bench write --url http://127.0.0.1:18200 -c 64 --duration "${SECS}s" 2>/dev/null | grep "walship " | sed "s/^/round $round, backups: /"
+		touch "$OUT/stop"
+		wait $loop
+		rm -f "$OUT/stop" "$OUT/backup.sqlite"
+	done
+	stop "$PID"
+	;;
+restore)
+	bigdb "$OUT/big.sqlite"
+	rm -rf "$OUT/r" "$OUT/rs"
+	start master 18210 "$OUT/r"
+	start slave 18211 "$OUT/rs" --id 1 --master http://127.0.0.1:18210
+	s=$(now)
+	"$W" restore --node http://127.0.0.1:18210 "$OUT/big.sqlite"
+	echo "restore: $(since "$s") s"
+	last=$(curl -s http://127.0.0.1:18210/log/status | sed -n 's/.*"last_index":\([0-9]*\).*/\1/p')
+	until [ "$(curl -s http://127.0.0.1:18211/log/status | sed -n 's/.*"applied_index":\([0-9]*\).*/\1/p')" = "$last" ]; do sleep 0.05; done
+	echo "restore and the slave's bootstrap to it: $(since "$s") s"
+	;;
+*)
+	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+	exit 2
+	;;
+esac
