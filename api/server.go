@@ -122,6 +122,7 @@ func (s *Server) Open() error {
 	s.registerLogRoutes(r)
 	s.registerStatusRoutes(r)
 	s.registerSnapshotRoutes(r)
+	s.registerVerifyRoutes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
