@@ -25,6 +25,7 @@ Usage:
   walship shell [flags] [URL]     an interactive SQL shell on a node
   walship load [flags] FILE.sql   load an SQL file (a sqlite3 .dump) in all-or-nothing chunks
   walship status [flags] [URL]    the cluster at a glance: nodes, roles, applied index, lag
+  walship verify [flags] [URL]    check that every slave holds the master's content, table by table
   walship show [flags] [TABLE…]   every node's tables side by side, differences marked
   walship bench MODE [flags]      load a cluster: write, read, lag, catchup, ceiling, raw
 
@@ -92,6 +93,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLoadFile(ctx, rest, os.Stdin, stdout, stderr)
 	case "status":
 		return runStatus(ctx, rest, stdout, stderr)
+	case "verify":
+		return runVerify(ctx, rest, stdout, stderr)
 	case "show":
 		return runShow(ctx, rest, stdout, stderr)
 	case "bench":
