@@ -132,8 +132,9 @@ func verifyCluster(ctx context.Context, target string, timeout time.Duration, pr
 	slaves := st.Slaves
 	done := make([]*client.LogStatus, len(slaves))
 	errs := make([]error, len(slaves))
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	lastProgress := time.Now()
 	for {
 		var wg sync.WaitGroup
 		for i, sl := range slaves {
@@ -174,9 +175,12 @@ func verifyCluster(ctx context.Context, target string, timeout time.Duration, pr
 				}
 			}
 			return finishVerify(rep, slaves, done, parts), nil
-		case <-tick.C:
-			fmt.Fprintf(progress, "waiting for %s to compare the content at index %d: %s\n",
-				plural(len(waiting), "slave"), res.Index, strings.Join(waiting, ", "))
+		case <-poll.C:
+			if time.Since(lastProgress) >= time.Second {
+				lastProgress = time.Now()
+				fmt.Fprintf(progress, "waiting for %s to compare the content at index %d: %s\n",
+					plural(len(waiting), "slave"), res.Index, strings.Join(waiting, ", "))
+			}
 		}
 	}
 	return finishVerify(rep, slaves, done, parts), nil
@@ -210,7 +214,7 @@ func finishVerify(rep *verifyReport, slaves []client.SlaveStatus, done []*client
 			switch c.Result {
 			case client.CheckMismatch:
 				if slices.Contains(c.Differs, p) {
-					row.Result = verifyDiffers
+					row.Result, row.Error = verifyDiffers, s.Error
 				}
 			case client.CheckOK:
 			default:
