@@ -116,7 +116,14 @@ func TestBackupWhileWriting(t *testing.T) {
 			}
 		}()
 	}
-	defer func() { cancel(); wg.Wait() }()
+	defer func() {
+		cancel()
+		wg.Wait()
+		// A connection the writers dialled for a request they then
+		// cancelled stays open and unused: the server's shutdown waits 5 s
+		// for such new connections.
+		mc.HTTP.CloseIdleConnections()
+	}()
 	seen := map[string]bool{}
 	for len(seen) < 3 {
 		status, h, body := do(t, http.MethodGet, srv.URL()+"/db/backup", nil)

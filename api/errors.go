@@ -52,7 +52,7 @@ func statusOf(err error) int {
 		return http.StatusInsufficientStorage
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, ErrNotMaster), errors.Is(err, ErrNoSnapshots):
+	case errors.Is(err, ErrNotMaster), errors.Is(err, ErrNoSnapshots), errors.Is(err, master.ErrNoCheck):
 		return http.StatusNotFound
 	case errors.Is(err, ErrQueryTimeout), errors.Is(err, db.ErrTimeout), errors.Is(err, ErrBodyTimeout):
 		return http.StatusRequestTimeout

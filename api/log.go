@@ -154,6 +154,7 @@ func (s *Server) logStatus() client.LogStatus {
 			st.Slaves = append(st.Slaves, client.SlaveStatus{ID: sl.ID, URL: sl.URL, AppliedIndex: sl.Applied,
 				LagEntries: sl.Lag, LastSeen: sl.LastSeen.UTC().Format(time.RFC3339)})
 		}
+		st.LastCheck = s.lastCheck()
 		return st
 	}
 	ss := s.Slave.Status()
@@ -166,5 +167,5 @@ func (s *Server) logStatus() client.LogStatus {
 	return client.LogStatus{Role: "slave", ID: s.ID, LogID: d.LogID(), Master: s.Slave.MasterURL(), State: ss.State,
 		Error: ss.Err, FirstIndex: ss.MasterFirst, LastIndex: masterLast, AppliedIndex: applied,
 		MasterLastIndex: &masterLast, LagEntries: &lag,
-		BootstrapBytesDone: ss.BootstrapDone, BootstrapBytesTotal: ss.BootstrapTotal}
+		BootstrapBytesDone: ss.BootstrapDone, BootstrapBytesTotal: ss.BootstrapTotal, LastCheck: s.lastCheck()}
 }

@@ -128,6 +128,7 @@ func (s *Server) registerMetrics(r *mux.Router) {
 			return time.Since(st.LastCaughtUp).Seconds()
 		})
 	}
+	s.registerVerifyMetrics(m)
 	r.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	r.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

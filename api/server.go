@@ -124,6 +124,7 @@ func (s *Server) Open() error {
 	s.registerSnapshotRoutes(r)
 	s.registerBackupRoutes(r)
 	s.registerLoadRoutes(r)
+	s.registerVerifyRoutes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})

@@ -353,7 +353,8 @@ func (c *conn) execCached(sql string) error {
 
 // Apply applies entries, which must follow the applied index without a gap,
 // and records the last one's index: in one SQLite transaction, but for an
-// entry without foreign key enforcement, which gets one of its own. Every
+// entry without foreign key enforcement, which gets one of its own. A check
+// entry (wal.Check) runs no SQL: only the applied index passes it. Every
 // statement of an entry succeeded on the master, so a failure means this
 // database's history differs: the failed entry's transaction is rolled back
 // and the error is an *ApplyError (the entries before it may stay applied).
@@ -405,6 +406,9 @@ func (d *DB) applyTx(logID string, entries []*wal.Entry) error {
 // one around each statement of one without; otherwise savepoints change
 // nothing that is stored, and are left out.
 func (c *conn) applyEntry(e *wal.Entry) (int, error) {
+	if e.Check != nil {
+		return 0, nil // content unchanged
+	}
 	c.startEntry()
 	vtabs, err := c.hasVirtualTables()
 	if err != nil {

@@ -7,7 +7,9 @@
 // stopped by Close. It alone uses the database's writer connection and
 // appends to the log. Feed handlers run on the HTTP server's goroutines and
 // only read the log. With a retention, a second goroutine (compactLoop)
-// takes snapshots and removes old log segments.
+// takes snapshots and removes old log segments. The verifier
+// (verifyLoop, verify.go) runs replica checks: it hashes the content at a
+// marker in a read transaction and has the writer append the result.
 //
 // # Halted
 //
@@ -129,6 +131,10 @@ type Config struct {
 	MinFreeBytes int64
 	// Snapshots keeps the master's snapshots; nil means none.
 	Snapshots *snapshot.Store
+	// VerifyEvery appends a marker of a replica check (verify.go) after
+	// this many entries since the last one; 0 means none but those asked
+	// for (Verify).
+	VerifyEvery uint64
 }
 
 // Master accepts writes, appends them to the log and applies them.
@@ -161,6 +167,8 @@ type Master struct {
 	// writer still commits SQLite and answers (on few cores the slaves'
 	// work would delay those answers).
 	published chan struct{}
+	// v is the state of replica verification (verify.go).
+	v verifier
 }
 
 type slaveProgress struct {
@@ -237,8 +245,10 @@ func Open(log *wal.Log, database *db.DB, cfg Config) (*Master, error) {
 		m.halt(err)
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
-	m.wg.Add(1)
+	m.v.init(m.log.LastIndex())
+	m.wg.Add(2)
 	go func() { defer m.wg.Done(); m.run() }()
+	go func() { defer m.wg.Done(); m.verifyLoop() }()
 	if m.compacts() {
 		m.wg.Add(1)
 		go func() { defer m.wg.Done(); m.compactLoop() }()
@@ -403,6 +413,8 @@ func (m *Master) run() {
 				return
 			case p := <-m.queue:
 				p.resp <- Result{Err: m.haltedErr()}
+			case a := <-m.v.toWriter:
+				m.appendCheck(a)
 			case <-retry.C:
 				armed = false
 				if err := m.replay(); err != nil {
@@ -429,6 +441,9 @@ func (m *Master) run() {
 				return
 			case p := <-m.queue:
 				batch = append(batch[:0], p)
+			case a := <-m.v.toWriter:
+				m.appendCheck(a)
+				continue
 			}
 		}
 		if p := batch[0]; p.op != nil {
@@ -461,6 +476,7 @@ func (m *Master) run() {
 		if err := m.commit(batch); err != nil {
 			m.halt(err)
 		}
+		m.markerDue()
 	}
 }
 

@@ -37,9 +37,9 @@ type testMaster struct {
 }
 
 // mustStartMaster opens the master whose files are in dir and serves it on
-// addr ("127.0.0.1:0" for a free port). Cleanup closes the server, the
-// master, the database and the log, in that order.
-func mustStartMaster(tb testing.TB, dir, addr string) *testMaster {
+// addr ("127.0.0.1:0" for a free port), with cfg if given. Cleanup closes
+// the server, the master, the database and the log, in that order.
+func mustStartMaster(tb testing.TB, dir, addr string, cfg ...master.Config) *testMaster {
 	tb.Helper()
 	n := &testMaster{dir: dir}
 	var err error
@@ -50,7 +50,12 @@ func mustStartMaster(tb testing.TB, dir, addr string) *testMaster {
 		n.log.Close()
 		tb.Fatal(err)
 	}
-	if n.m, err = master.Open(n.log, n.db, master.Config{Logger: quietLogger()}); err != nil {
+	var mc master.Config
+	if len(cfg) > 0 {
+		mc = cfg[0]
+	}
+	mc.Logger = quietLogger()
+	if n.m, err = master.Open(n.log, n.db, mc); err != nil {
 		n.db.Close()
 		n.log.Close()
 		tb.Fatal(err)

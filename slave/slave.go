@@ -8,7 +8,8 @@
 // stopped by Close. It alone applies entries to the database; while it
 // catches up, it starts one goroutine per feed answer to fetch the next one
 // as it applies (follow), and waits for it. HTTP handlers read the database
-// and wait on the applied index.
+// and wait on the applied index. After a marker of a replica check, one
+// more goroutine hashes the content at it (startCheck, verify.go).
 package slave
 
 import (
@@ -107,6 +108,12 @@ type Slave struct {
 	newLogID string
 	// failures rate-limits the log lines of failures that repeat.
 	failures repeatlog.Logger
+	// check is the hash of the content at the latest marker, if any;
+	// checkThrough the index applyChecked applied last; verification the
+	// latest check and its counts (verify.go).
+	check        *ownCheck
+	checkThrough uint64
+	verification db.Verification
 }
 
 // Open starts replicating into database from cfg.MasterURL.
@@ -350,7 +357,7 @@ func (s *Slave) ApplyBatch(logID string, entries []*wal.Entry) error {
 		return nil
 	}
 	start := time.Now()
-	if err := s.db.Apply(logID, entries); err != nil {
+	if err := s.applyChecked(logID, entries); err != nil {
 		var se *db.Error
 		if errors.As(err, &se) && !se.IsClientError() {
 			// The node's own trouble, not the entry's: SQLite could not

@@ -103,6 +103,10 @@ func TestBackupAndRestoreCommands(t *testing.T) {
 	if st := s.MustLogStatus(); st.State == "diverged" || st.LogID != m.MustLogStatus().LogID {
 		t.Fatalf("the slave after the restore: %s", st.Body)
 	}
+	// The replica check agrees, in the new history.
+	if out, err := walship(t, "verify", "--node", m.URL()); err != nil || !strings.Contains(out, " t ") {
+		t.Fatalf("walship verify after the restore: %v\n%s", err, out)
+	}
 }
 
 // bigSQLite writes a SQLite file with plain SQLite: rows of size bytes.

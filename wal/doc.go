@@ -11,6 +11,12 @@
 // big-endian and minimal varint fields, and a CRC-32C over the whole, with
 // MarshalBinary and UnmarshalBinary. The package knows nothing of SQLite.
 //
+// A check entry (Entry.Check) is no write: it has no statements and
+// changes no content. A marker asks every node to hash its content at the
+// marker's index; a result carries the master's sums of that content, one
+// per part, for every slave to compare with its own (replica
+// verification).
+//
 // # Files
 //
 // A Log lives in bbolt files, its segments: the active one, DATA/log.db,

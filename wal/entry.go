@@ -93,4 +93,38 @@ type Entry struct {
 	NoForeignKeys bool
 	// Statements are applied in order.
 	Statements []Statement
+	// Check, if set, makes the entry a replica check instead of a write:
+	// it has no statements, Txn and NoForeignKeys are false, and applying
+	// it changes no content (only the applied index advances).
+	Check *Check
 }
+
+// SumSize is the size of one Part's sum: a SHA-256.
+const SumSize = 32
+
+// Check is the content of a check entry, by which the master asks every
+// node to compare its content with the master's (replica verification).
+//
+// A marker (Of == 0, no Parts) says: the content at this entry's index is
+// checked; every node hashes its content there. A result (Of == K, the
+// index of a marker) carries the master's hash of its content at K, one
+// sum per part, for every node to compare with its own.
+type Check struct {
+	// Of is the index of the marker whose content Parts hash; 0 for a
+	// marker.
+	Of uint64
+	// Parts are the sums of the content's parts, in ascending byte order
+	// of Name, without duplicates; none for a marker.
+	Parts []Part
+}
+
+// Part is the sum of one part of a database's content: a table, or one
+// of the parts that are no table (its schema, its header fields).
+type Part struct {
+	Name string
+	Sum  [SumSize]byte
+}
+
+// IsMarker reports whether c is a marker: the content at its entry's
+// index is checked.
+func (c *Check) IsMarker() bool { return c != nil && c.Of == 0 }

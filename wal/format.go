@@ -73,7 +73,12 @@ func decodeUint64(b []byte) (uint64, error) {
 //	epoch        u64
 //	time         i64  (Unix ms)
 //	seed         u64
-//	flags        u8   bit 0 = Txn, bit 1 = NoForeignKeys; the other bits must be 0
+//	flags        u8   bit 0 = Txn, bit 1 = NoForeignKeys, bit 2 = Check;
+//	                  the other bits must be 0, and so must bits 0 and 1
+//	                  when bit 2 is set
+//
+// An entry without Check then holds its statements:
+//
 //	statements   uvarint count, then per statement:
 //	  pos        uvarint (<= MaxUint32)
 //	  sql        uvarint length + bytes
@@ -83,6 +88,19 @@ func decodeUint64(b []byte) (uint64, error) {
 //	    payload  null: nothing; integer: zig-zag varint; real: u64 of
 //	             math.Float64bits; text, blob: uvarint length + bytes
 //	crc          u32  CRC-32C (Castagnoli) of every byte before it
+//
+// A check entry (bit 2, Entry.Check) has no statements; it holds instead
+//
+//	of           u64  the index of the marker it is the result of; 0 for a
+//	                  marker
+//	parts        uvarint count (0 for a marker), then per part, in strictly
+//	             ascending byte order of name:
+//	  name       uvarint length + bytes
+//	  sum        32 bytes (SHA-256)
+//	crc          u32  as above
+//
+// A reader that predates bit 2 refuses a check entry (unknown flags): it
+// never applies one as an empty write.
 //
 // Varints are minimal (canonical), so one entry has exactly one encoding and
 // decoding then re-encoding gives the same bytes.
@@ -100,13 +118,17 @@ const (
 	// flagTxn is the flags bit of Entry.Txn, flagNoFK of
 	// Entry.NoForeignKeys. An entry with a bit a reader does not know is
 	// refused, never applied without it.
-	flagTxn  byte = 1 << 0
-	flagNoFK byte = 1 << 1
+	flagTxn   byte = 1 << 0
+	flagNoFK  byte = 1 << 1
+	flagCheck byte = 1 << 2
 
 	// minStatementSize is the least a statement takes: pos, sql length and
 	// param count, one byte each. minParamSize: name length and kind.
 	minStatementSize = 3
 	minParamSize     = 2
+	// minPartSize is the least a check entry's part takes: the name's
+	// length and the sum.
+	minPartSize = 1 + SumSize
 )
 
 // castagnoli is the CRC-32C table of the entry checksum.
@@ -127,6 +149,9 @@ func (e *Entry) AppendBinary(b []byte) ([]byte, error) {
 	if e == nil {
 		return b, errors.New("wal: marshal entry: nil entry")
 	}
+	if err := e.validCheck(); err != nil {
+		return b, fmt.Errorf("wal: marshal entry %d: %w", e.Index, err)
+	}
 	start := len(b)
 	b = append(b, entryVersion)
 	b = binary.BigEndian.AppendUint64(b, e.Index)
@@ -140,7 +165,20 @@ func (e *Entry) AppendBinary(b []byte) ([]byte, error) {
 	if e.NoForeignKeys {
 		flags |= flagNoFK
 	}
+	if e.Check != nil {
+		flags |= flagCheck
+	}
 	b = append(b, flags)
+	if e.Check != nil {
+		b = binary.BigEndian.AppendUint64(b, e.Check.Of)
+		b = binary.AppendUvarint(b, uint64(len(e.Check.Parts)))
+		for i := range e.Check.Parts {
+			p := &e.Check.Parts[i]
+			b = appendBytes(b, p.Name)
+			b = append(b, p.Sum[:]...)
+		}
+		return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
+	}
 	b = binary.AppendUvarint(b, uint64(len(e.Statements)))
 	for i := range e.Statements {
 		s := &e.Statements[i]
@@ -170,6 +208,30 @@ func (e *Entry) AppendBinary(b []byte) ([]byte, error) {
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
 }
 
+// validCheck returns why e cannot be a check entry as format.go defines
+// one; nil for a valid one and for an entry without Check.
+func (e *Entry) validCheck() error {
+	c := e.Check
+	if c == nil {
+		return nil
+	}
+	switch {
+	case len(e.Statements) > 0:
+		return errors.New("a check entry has statements")
+	case e.Txn || e.NoForeignKeys:
+		return errors.New("a check entry has Txn or NoForeignKeys set")
+	case c.Of == 0 && len(c.Parts) > 0:
+		return errors.New("a check marker has parts")
+	}
+	for i := 1; i < len(c.Parts); i++ {
+		if c.Parts[i-1].Name >= c.Parts[i].Name {
+			return fmt.Errorf("check parts not in ascending order of name without duplicates: %q, then %q",
+				c.Parts[i-1].Name, c.Parts[i].Name)
+		}
+	}
+	return nil
+}
+
 // appendBytes appends the uvarint length of s and s.
 func appendBytes[T string | []byte](b []byte, s T) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
@@ -179,6 +241,12 @@ func appendBytes[T string | []byte](b []byte, s T) []byte {
 // encodedSize returns the size of e's encoding, or a little more.
 func (e *Entry) encodedSize() int {
 	n := minEntrySize - 1 + binary.MaxVarintLen64
+	if e.Check != nil {
+		n += 8
+		for i := range e.Check.Parts {
+			n += binary.MaxVarintLen64 + len(e.Check.Parts[i].Name) + SumSize
+		}
+	}
 	for i := range e.Statements {
 		s := &e.Statements[i]
 		n += 3*binary.MaxVarintLen64 + len(s.SQL)
@@ -309,13 +377,19 @@ func decodeEntry(e *Entry, data []byte, dec *Decoder) error {
 	e.Time = int64(binary.BigEndian.Uint64(body[17:]))
 	e.Seed = binary.BigEndian.Uint64(body[25:])
 	flags := body[33]
-	if flags&^(flagTxn|flagNoFK) != 0 {
+	if flags&^(flagTxn|flagNoFK|flagCheck) != 0 {
 		return fmt.Errorf("unknown flags %#02x", flags)
 	}
 	e.Txn = flags&flagTxn != 0
 	e.NoForeignKeys = flags&flagNoFK != 0
 
 	d := decoder{b: body, off: entryHeaderSize}
+	if flags&flagCheck != 0 {
+		if flags != flagCheck {
+			return fmt.Errorf("check entry with flags %#02x: a check entry has no Txn or NoForeignKeys", flags)
+		}
+		return d.check(e)
+	}
 	n, err := d.count("statement count", minStatementSize)
 	if err != nil {
 		return err
@@ -407,6 +481,46 @@ func (d *decoder) bytes(what string) ([]byte, error) {
 	b := d.b[d.off : d.off+int(n)]
 	d.off += int(n)
 	return b, nil
+}
+
+// check reads the rest of a check entry into e.Check.
+func (d *decoder) check(e *Entry) error {
+	if d.remaining() < 8 {
+		return fmt.Errorf("check: %d bytes remain, need 8", d.remaining())
+	}
+	c := &Check{Of: binary.BigEndian.Uint64(d.b[d.off:])}
+	d.off += 8
+	n, err := d.count("check part count", minPartSize)
+	if err != nil {
+		return err
+	}
+	if c.Of == 0 && n > 0 {
+		return fmt.Errorf("check marker with %d parts", n)
+	}
+	if n > 0 {
+		c.Parts = make([]Part, n)
+	}
+	for i := range c.Parts {
+		p := &c.Parts[i]
+		name, err := d.bytes("part name")
+		if err != nil {
+			return fmt.Errorf("check part %d: %w", i, err)
+		}
+		p.Name = string(name)
+		if i > 0 && c.Parts[i-1].Name >= p.Name {
+			return fmt.Errorf("check part %d: %q does not follow %q in ascending order", i, p.Name, c.Parts[i-1].Name)
+		}
+		if d.remaining() < SumSize {
+			return fmt.Errorf("check part %d: sum: %d bytes remain, need %d", i, d.remaining(), SumSize)
+		}
+		copy(p.Sum[:], d.b[d.off:])
+		d.off += SumSize
+	}
+	if rest := d.remaining(); rest != 0 {
+		return fmt.Errorf("%d trailing bytes", rest)
+	}
+	e.Check = c
+	return nil
 }
 
 // param reads one parameter into p.

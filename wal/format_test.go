@@ -101,12 +101,27 @@ func roundTripCases() map[string]*Entry {
 			{Name: "a", Value: Integer(1)}, {Name: "b", Value: Text("two")}, {Name: "c", Value: Blob([]byte("3"))},
 			{Name: "ü\x00", Value: Null()},
 		}}}},
+		"check marker": {Index: 10, Epoch: 5, Time: 1700000000001, Check: &Check{}},
+		"check result": {Index: 11, Epoch: 5, Time: 1700000000002, Check: &Check{Of: 10, Parts: []Part{
+			{Name: "", Sum: sumOf(0)}, {Name: "kv", Sum: sumOf(1)}, {Name: "sqlite_header", Sum: sumOf(2)},
+			{Name: "sqlite_schema", Sum: sumOf(3)}, {Name: "ünï", Sum: sumOf(0xff)},
+		}}},
+		"check result, no parts": {Index: 12, Epoch: 5, Check: &Check{Of: math.MaxUint64}},
 		"txn mixed": {Index: 9, Epoch: 5, Time: 1700000000000, Seed: 99, Txn: true, Statements: []Statement{
 			{SQL: "INSERT INTO a VALUES (?)", Pos: 0, Params: []Param{{Value: Integer(1)}}},
 			{SQL: "INSERT INTO b VALUES (?)", Pos: 2, Params: []Param{{Value: Real(-0.5)}}},
 			{SQL: "UPDATE c SET x = ?", Pos: 5, Params: []Param{{Value: Text("y")}, {Value: Blob(nil)}}},
 		}},
 	}
+}
+
+// sumOf returns a sum whose bytes count up from b.
+func sumOf(b byte) [SumSize]byte {
+	var s [SumSize]byte
+	for i := range s {
+		s[i] = b + byte(i)
+	}
+	return s
 }
 
 // diffEntry returns the first difference between two entries, or "". Reals
@@ -116,6 +131,12 @@ func diffEntry(a, b *Entry) string {
 	if a.Index != b.Index || a.Epoch != b.Epoch || a.Time != b.Time || a.Seed != b.Seed || a.Txn != b.Txn || a.NoForeignKeys != b.NoForeignKeys {
 		return fmt.Sprintf("header: %d/%d/%d/%d/%t/%t != %d/%d/%d/%d/%t/%t",
 			a.Index, a.Epoch, a.Time, a.Seed, a.Txn, a.NoForeignKeys, b.Index, b.Epoch, b.Time, b.Seed, b.Txn, b.NoForeignKeys)
+	}
+	if (a.Check == nil) != (b.Check == nil) {
+		return fmt.Sprintf("check %+v != %+v", a.Check, b.Check)
+	}
+	if a.Check != nil && (a.Check.Of != b.Check.Of || !slices.Equal(a.Check.Parts, b.Check.Parts)) {
+		return fmt.Sprintf("check %+v != %+v", *a.Check, *b.Check)
 	}
 	if len(a.Statements) != len(b.Statements) {
 		return fmt.Sprintf("%d statements != %d", len(a.Statements), len(b.Statements))
@@ -211,6 +232,22 @@ func TestEntryMarshalErrors(t *testing.T) {
 	if b, err := e.AppendBinary([]byte("abc")); err == nil || string(b) != "abc" {
 		t.Errorf("AppendBinary on error = %q, %v", b, err)
 	}
+	// A check entry has one form only.
+	for name, c := range map[string]struct {
+		e    *Entry
+		want string
+	}{
+		"statements":       {&Entry{Check: &Check{}, Statements: []Statement{{SQL: "x"}}}, "has statements"},
+		"txn":              {&Entry{Check: &Check{Of: 1}, Txn: true}, "Txn or NoForeignKeys"},
+		"no foreign keys":  {&Entry{Check: &Check{}, NoForeignKeys: true}, "Txn or NoForeignKeys"},
+		"marker with part": {&Entry{Check: &Check{Parts: []Part{{Name: "t"}}}}, "marker has parts"},
+		"unsorted":         {&Entry{Check: &Check{Of: 1, Parts: []Part{{Name: "u"}, {Name: "t"}}}}, "ascending order"},
+		"duplicate":        {&Entry{Check: &Check{Of: 1, Parts: []Part{{Name: "t"}, {Name: "t"}}}}, "ascending order"},
+	} {
+		if b, err := c.e.AppendBinary([]byte("abc")); err == nil || !strings.Contains(err.Error(), c.want) || string(b) != "abc" {
+			t.Errorf("check entry, %s: %q, %v; want an error saying %q", name, b, err, c.want)
+		}
+	}
 }
 
 func TestEntryGolden(t *testing.T) {
@@ -258,7 +295,17 @@ func corruptFixtures(golden []byte) map[string][]byte {
 	badVersion := bytes.Clone(body)
 	badVersion[0] = 2
 	badFlags := bytes.Clone(body)
-	badFlags[33] = 0x07
+	badFlags[33] = 0x08
+	marker, _ := (&Entry{Index: 1, Epoch: 1, Check: &Check{}}).MarshalBinary()
+	markerBody := marker[:len(marker)-entryCRCSize]
+	checkTxn := bytes.Clone(markerBody)
+	checkTxn[33] = flagCheck | flagTxn
+	result, _ := (&Entry{Index: 2, Epoch: 1, Check: &Check{Of: 1, Parts: []Part{{Name: "a"}, {Name: "b"}}}}).MarshalBinary()
+	resultBody := result[:len(result)-entryCRCSize]
+	unsorted := bytes.Clone(resultBody)
+	unsorted[len(unsorted)-SumSize-1] = 'a' // the second part's name: "a" after "a"
+	withParts := bytes.Clone(resultBody)
+	clear(withParts[entryHeaderSize : entryHeaderSize+8]) // of = 0: a marker, with parts
 	nullParam, _ := (&Entry{Index: 1, Epoch: 1, Statements: []Statement{{SQL: "x", Params: []Param{{Value: Null()}}}}}).MarshalBinary()
 	badKind := bytes.Clone(nullParam[:len(nullParam)-entryCRCSize])
 	badKind[len(badKind)-1] = 9
@@ -268,6 +315,11 @@ func corruptFixtures(golden []byte) map[string][]byte {
 		"truncated-header.bin":   golden[:20],
 		"bad-version.bin":        withCRC(badVersion),
 		"bad-flags.bin":          withCRC(badFlags),
+		"check-txn.bin":          withCRC(checkTxn),
+		"check-unsorted.bin":     withCRC(unsorted),
+		"check-marker-parts.bin": withCRC(withParts),
+		"check-short-sum.bin":    withCRC(resultBody[:len(resultBody)-1]),
+		"check-statements.bin":   withCRC(append(bytes.Clone(markerBody), 0)),
 		"bad-kind.bin":           withCRC(badKind),
 		"trailing-bytes.bin":     withCRC(append(bytes.Clone(body), 0)),
 		"non-minimal-varint.bin": withCRC(append(header(), 0x80, 0x00)),
@@ -285,7 +337,12 @@ func TestEntryCorrupt(t *testing.T) {
 		"truncated.bin":          "checksum mismatch",
 		"truncated-header.bin":   "20 bytes, an entry takes at least 39",
 		"bad-version.bin":        "unknown version 2",
-		"bad-flags.bin":          "unknown flags 0x07",
+		"bad-flags.bin":          "unknown flags 0x08",
+		"check-txn.bin":          "check entry with flags 0x05",
+		"check-unsorted.bin":     `"a" does not follow "a"`,
+		"check-marker-parts.bin": "check marker with 2 parts",
+		"check-short-sum.bin":    "sum: 31 bytes remain, need 32",
+		"check-statements.bin":   "1 trailing bytes",
 		"bad-kind.bin":           "unknown value kind 9",
 		"trailing-bytes.bin":     "1 trailing bytes",
 		"non-minimal-varint.bin": "non-minimal varint",
@@ -378,6 +435,9 @@ func writeFixtures(t *testing.T, golden []byte) {
 		write(filepath.Join(fuzzDir, name), fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", b))
 	}
 	fuzz("golden", golden)
+	for name, e := range map[string]*Entry{"check-marker": roundTripCases()["check marker"], "check-result": roundTripCases()["check result"]} {
+		fuzz(name, mustMarshal(t, e))
+	}
 	for name, b := range corruptFixtures(golden) {
 		write(filepath.Join(corruptDir, name), b)
 		fuzz(strings.TrimSuffix(name, ".bin"), b)

@@ -176,3 +176,18 @@ func (c *Client) Checksum(ctx context.Context) (*Checksum, error) {
 	}
 	return &out, nil
 }
+
+// Verify asks the master (a slave forwards) for a replica check now: POST
+// /db/verify. With wait > 0 it waits up to wait until the master has
+// hashed its content and logged the sums, and returns them.
+func (c *Client) Verify(ctx context.Context, wait time.Duration) (*VerifyResponse, error) {
+	path := "/db/verify"
+	if wait > 0 {
+		path += "?wait&timeout=" + url.QueryEscape(wait.String())
+	}
+	var out VerifyResponse
+	if err := c.do(ctx, http.MethodPost, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

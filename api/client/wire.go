@@ -95,6 +95,54 @@ type LogStatus struct {
 	// On a bootstrapping slave: the snapshot's bytes received and in all.
 	BootstrapBytesDone  int64 `json:"bootstrap_bytes_done,omitempty"`
 	BootstrapBytesTotal int64 `json:"bootstrap_bytes_total,omitempty"`
+	// LastCheck is the node's latest replica check; absent before the
+	// first.
+	LastCheck *CheckStatus `json:"last_check,omitempty"`
+}
+
+// CheckStatus is a node's latest replica check (POST /db/verify, and the
+// markers of the master's --verify-every), in /log/status.
+type CheckStatus struct {
+	// Index is the marker's index: the content checked.
+	Index uint64 `json:"index"`
+	// ResultIndex is the index of the entry with the master's sums.
+	ResultIndex uint64 `json:"result_index,omitempty"`
+	// Result is one of the Check* results.
+	Result string `json:"result"`
+	// Differs names the parts (tables, sqlite_schema, sqlite_header)
+	// whose content differs from the master's, on CheckMismatch.
+	Differs []string `json:"differs,omitempty"`
+	// Time is when the check ended (RFC 3339).
+	Time string `json:"time"`
+	// Error says why a check was skipped or failed.
+	Error string `json:"error,omitempty"`
+}
+
+// Results of a replica check (CheckStatus.Result).
+const (
+	// CheckRecorded: the master hashed its content and logged the sums.
+	CheckRecorded = "recorded"
+	// CheckOK: the slave's content at the marker is the master's.
+	CheckOK = "ok"
+	// CheckMismatch: the slave's content differs; it stopped applying
+	// (state diverged).
+	CheckMismatch = "mismatch"
+	// CheckSkipped: the node has no sums of its own at the marker (it
+	// restarted or installed a snapshot after it), or the master skipped
+	// a marker while a check ran.
+	CheckSkipped = "skipped"
+	// CheckFailed: the master could not hash its content.
+	CheckFailed = "failed"
+)
+
+// VerifyResponse is the answer of POST /db/verify: the index of the
+// marker whose content every node checks and, when the request waited
+// (?wait, ?timeout), the index of the entry that carries the master's
+// sums and those sums by part (hex SHA-256).
+type VerifyResponse struct {
+	Index       uint64            `json:"index"`
+	ResultIndex uint64            `json:"result_index,omitempty"`
+	Sums        map[string]string `json:"sums,omitempty"`
 }
 
 // Slave states.

@@ -29,7 +29,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	host := "127.0.0.1"
 	m, err := StartNode(NodeConfig{Role: "master", ID: "master", Addr: host + ":" + strconv.Itoa(*port),
-		Data: filepath.Join(*data, "master"), Logger: logger})
+		Data: filepath.Join(*data, "master"), Logger: logger, VerifyEvery: DefaultVerifyEvery})
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ Usage:
   walship backup [flags] FILE     a backup of a node's database, taken while it writes
   walship restore [flags] FILE    replace the cluster's database with a backup
   walship status [flags] [URL]    the cluster at a glance: nodes, roles, applied index, lag
+  walship verify [flags] [URL]    check that every slave holds the master's content, table by table
   walship show [flags] [TABLE…]   every node's tables side by side, differences marked
   walship bench MODE [flags]      load a cluster: write, read, lag, catchup, ceiling, raw
 
@@ -98,6 +99,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRestore(ctx, rest, stdout, stderr)
 	case "status":
 		return runStatus(ctx, rest, stdout, stderr)
+	case "verify":
+		return runVerify(ctx, rest, stdout, stderr)
 	case "show":
 		return runShow(ctx, rest, stdout, stderr)
 	case "bench":

@@ -67,7 +67,15 @@ type NodeConfig struct {
 	// SnapshotCPU is the share of one core a snapshot may take while it
 	// is made (0: DefaultSnapshotCPU; 1: no limit).
 	SnapshotCPU float64
+	// VerifyEvery: the master logs the marker of a replica check after
+	// this many entries (master.Config); 0: only when asked (POST
+	// /db/verify).
+	VerifyEvery uint64
 }
+
+// DefaultVerifyEvery is --verify-every's default: a replica check every
+// 10,000 entries.
+const DefaultVerifyEvery = 10_000
 
 // DefaultSnapshotCPU is --snapshot-cpu's default: a snapshot works a
 // quarter of the time, so that writes keep about 90% of their rate while
@@ -186,7 +194,8 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 		}
 		n.master, err = master.Open(n.log, n.db, master.Config{Logger: logger, OnCommit: metrics.ObserveCommit,
 			StatementTimeout: cfg.WriteTimeout, RetainEntries: cfg.RetainEntries, RetainBytes: cfg.RetainBytes,
-			RetainFor: cfg.RetainFor, CompactEvery: cfg.CompactEvery, Snapshots: snapshots, MinFreeBytes: minFree})
+			RetainFor: cfg.RetainFor, CompactEvery: cfg.CompactEvery, Snapshots: snapshots, MinFreeBytes: minFree,
+			VerifyEvery: cfg.VerifyEvery})
 		if err != nil {
 			return nil, err
 		}
@@ -337,6 +346,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	segmentSize := fs.String("log-segment-size", "", "size of a log segment file, the unit the log is removed in, e.g. 8MiB; empty: an eighth of the retention, 1 MiB to 64 MiB")
 	compactEvery := fs.Duration("log-compact-every", 10*time.Second, "how often to check the log against the retention")
 	snapCPU := fs.String("snapshot-cpu", "25%", "share of one core a snapshot may take while it is made (it waits the rest of the time), so that writes keep their pace; 100%: no limit")
+	verifyEvery := fs.Uint64("verify-every", DefaultVerifyEvery, "log a replica check after this many entries: every slave compares its content with the master's there, and stops applying (diverged) on a difference; 0: only when asked (POST /db/verify, walship verify)")
 	minFree := fs.String("min-free-space", "auto", "refuse writes (507) while the data volume has less free space: a size (256MiB), a share (5%), 0 for no check; auto: the smaller of 256MiB and 5%")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -363,7 +373,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	n, err := StartNode(NodeConfig{Role: "master", ID: "master", Addr: *addr, Advertise: *advertise, Data: *data, Logger: logger,
 		WriteTimeout: *writeTimeout, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
 		RetainEntries: *retainEntries, RetainBytes: retainBytes, RetainFor: *retainFor, SegmentBytes: segmentBytes,
-		CompactEvery: *compactEvery, MinFree: *minFree, SnapshotCPU: snapShare})
+		CompactEvery: *compactEvery, MinFree: *minFree, SnapshotCPU: snapShare, VerifyEvery: *verifyEvery})
 	if err != nil {
 		return err
 	}
