@@ -92,6 +92,10 @@ func (d *DB) Checksum(ctx context.Context) (Checksum, error) {
 // past it: close it when done. It is not safe for concurrent use, but it
 // may be begun on one goroutine and read on another.
 type ReadTx struct {
+	// Pace, if set, is called between pieces of a Checksum's work (every
+	// 1024 rows): it may wait, to spread the work, and its error stops it.
+	Pace func(context.Context) error
+
 	d     *DB
 	c     *conn
 	began bool
@@ -176,7 +180,9 @@ func (rt *ReadTx) Checksum(ctx context.Context) (Checksum, error) {
 			<-fired
 		}
 	}()
+	c.pace = rt.Pace
 	sum, err := c.checksum(ctx)
+	c.pace = nil
 	if err != nil && ctx.Err() != nil {
 		return Checksum{}, fmt.Errorf("checksum: %w", ctx.Err())
 	}
@@ -275,7 +281,12 @@ func (c *conn) each(ctx context.Context, sql string, f func([]wal.Value)) error 
 	}
 	defer s.finalize()
 	c.unpin()
-	for {
+	for n := 1; ; n++ {
+		if c.pace != nil && n%1024 == 0 {
+			if err := c.pace(ctx); err != nil {
+				return err
+			}
+		}
 		row, err := s.step()
 		if err != nil {
 			return fmt.Errorf("%s: %w", sql, err)

@@ -12,6 +12,7 @@ package db
 
 import (
 	"container/list"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -33,6 +34,8 @@ type conn struct {
 	tls *libc.TLS
 	db  uintptr
 	id  uintptr // key of this conn in the callback registry
+	// pace, if set, spreads a long read of the node's own (each).
+	pace func(context.Context) error
 
 	// auth is the policy and the recorder of the statement being prepared.
 	auth authState

@@ -135,6 +135,9 @@ type Config struct {
 	// this many entries since the last one; 0 means none but those asked
 	// for (Verify).
 	VerifyEvery uint64
+	// CheckCPU is the share of one core a replica check's hash may take
+	// (0.25: it works a quarter of the time); 0 or 1 and above: no limit.
+	CheckCPU float64
 }
 
 // Master accepts writes, appends them to the log and applies them.

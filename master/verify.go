@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/walship/walship/db"
+	"github.com/walship/walship/snapshot"
 	"github.com/walship/walship/wal"
 )
 
@@ -258,6 +259,9 @@ func (m *Master) runCheck(asked []chan askAnswer) {
 		}
 	}
 	rt, err := m.db.ReadTx(m.ctx)
+	if err == nil {
+		rt.Pace = snapshot.Pacer(m.cfg.CheckCPU)
+	}
 	if err != nil {
 		answer(askAnswer{err: fmt.Errorf("verify: %w", err)})
 		return

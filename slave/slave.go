@@ -42,6 +42,10 @@ var errStalled = errors.New("this slave cannot apply entries now")
 type Config struct {
 	// ID names the slave to the master.
 	ID string
+	// CheckCPU is the share of one core the hash of a replica check may
+	// take (0.25: it works a quarter of the time); 0 or 1 and above: no
+	// limit.
+	CheckCPU float64
 	// URL is the slave's advertised URL.
 	URL string
 	// MasterURL is the master's base URL.

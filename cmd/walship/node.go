@@ -195,7 +195,7 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 		n.master, err = master.Open(n.log, n.db, master.Config{Logger: logger, OnCommit: metrics.ObserveCommit,
 			StatementTimeout: cfg.WriteTimeout, RetainEntries: cfg.RetainEntries, RetainBytes: cfg.RetainBytes,
 			RetainFor: cfg.RetainFor, CompactEvery: cfg.CompactEvery, Snapshots: snapshots, MinFreeBytes: minFree,
-			VerifyEvery: cfg.VerifyEvery})
+			VerifyEvery: cfg.VerifyEvery, CheckCPU: snapshots.CPUShare})
 		if err != nil {
 			return nil, err
 		}
@@ -214,7 +214,7 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 		}
 		n.server.Advertise = advertise
 		n.slave, err = slave.Open(n.db, slave.Config{ID: cfg.ID, URL: advertise, MasterURL: cfg.MasterURL, Logger: logger,
-			OnApply: metrics.ObserveApply, JoinFromSnapshot: cfg.JoinFromSnapshot})
+			OnApply: metrics.ObserveApply, JoinFromSnapshot: cfg.JoinFromSnapshot, CheckCPU: snapshots.CPUShare})
 		if err != nil {
 			return nil, err
 		}
