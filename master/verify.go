@@ -246,6 +246,12 @@ func (m *Master) verifyLoop() {
 			}
 		}
 		m.runCheck(asked)
+		// A marker that fell due just before the check began is stale
+		// now: the next is counted from this check's marker.
+		select {
+		case <-m.v.due:
+		default:
+		}
 		m.v.busy.Store(false)
 	}
 }
