@@ -214,7 +214,7 @@ func (a *Archive) Plan(ctx context.Context, t Target) (Plan, error) {
 		return Plan{}, fmt.Errorf("%w: the archive %s is empty", ErrNotHeld, a.dir)
 	}
 	var plans []Plan
-	var whyNot []string
+	var whyNot []error
 	for i := range hs {
 		h := &hs[i]
 		n := t.Index
@@ -222,7 +222,7 @@ func (a *Archive) Plan(ctx context.Context, t Target) (Plan, error) {
 			var err error
 			n, err = a.indexAt(ctx, h, t.Time)
 			if errors.Is(err, ErrNotHeld) {
-				whyNot = append(whyNot, err.Error())
+				whyNot = append(whyNot, err)
 				continue
 			} else if err != nil {
 				return Plan{}, err
@@ -231,7 +231,7 @@ func (a *Archive) Plan(ctx context.Context, t Target) (Plan, error) {
 		if p, ok := h.planIndex(n); ok {
 			plans = append(plans, p)
 		} else {
-			whyNot = append(whyNot, h.describe())
+			whyNot = append(whyNot, fmt.Errorf("%w: index %d of %s", ErrNotHeld, n, h.describe()))
 		}
 	}
 	switch {
@@ -245,9 +245,24 @@ func (a *Archive) Plan(ctx context.Context, t Target) (Plan, error) {
 		return Plan{}, fmt.Errorf("%w: %s is held by %s: choose one with --log-id", ErrAmbiguous, t, strings.Join(ids, ", "))
 	}
 	if t.Time.IsZero() {
-		return Plan{}, fmt.Errorf("%w: %s: the archive %s holds %s", ErrNotHeld, t, a.dir, describeAll(hs))
+		var last uint64
+		for i := range hs {
+			last = max(last, hs[i].LastIndex())
+		}
+		if t.Index > last {
+			return Plan{}, fmt.Errorf("%w: index %d is beyond the archive %s: the last index it holds is %d (%s)",
+				ErrNotHeld, t.Index, a.dir, last, describeAll(hs))
+		}
+		return Plan{}, fmt.Errorf("%w: index %d: the archive %s holds %s", ErrNotHeld, t.Index, a.dir, describeAll(hs))
 	}
-	return Plan{}, fmt.Errorf("%w: %s: %s", ErrNotHeld, t, strings.Join(whyNot, "; "))
+	if len(whyNot) == 1 {
+		return Plan{}, whyNot[0]
+	}
+	msgs := make([]string, len(whyNot))
+	for i, err := range whyNot {
+		msgs[i] = strings.TrimPrefix(err.Error(), ErrNotHeld.Error()+": ")
+	}
+	return Plan{}, fmt.Errorf("%w: %s: %s", ErrNotHeld, t, strings.Join(msgs, "; "))
 }
 
 func describeAll(hs []History) string {

@@ -27,6 +27,9 @@ Usage:
   walship status [flags] [URL]    the cluster at a glance: nodes, roles, applied index, lag
   walship show [flags] [TABLE…]   every node's tables side by side, differences marked
   walship bench MODE [flags]      load a cluster: write, read, lag, catchup, ceiling, raw
+  walship restore --archive DIR (--to-index N | --to-time T) --data NEWDIR
+                                  rebuild a data directory from a master's archive at one point
+  walship archive ls|verify DIR   what a master's archive holds; check its files' checksums
 
 Run 'walship COMMAND --help' for a command's flags. Every flag can also be
 set by an environment variable WALSHIP_<FLAG> (e.g. WALSHIP_ADDR=:9090).
@@ -96,6 +99,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runShow(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
+	case "restore":
+		// From an archive (restore_archive.go; hasArchiveFlag tells).
+		return runRestoreArchive(ctx, rest, stdout, stderr)
+	case "archive":
+		return runArchive(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil
