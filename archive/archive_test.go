@@ -77,13 +77,13 @@ func TestRestoreEveryIndex(t *testing.T) {
 			at = h.timeOf(n).Add(-500 * time.Millisecond)
 			n--
 		}
-		plan, sum, err := restoreSum(t, a, Target{Time: at})
+		plan, sum, err := restoreSum(t, a, AtTime(at))
 		if err != nil || plan.Index != n || sum != h.sums[n] {
 			t.Fatalf("restore to %s: index %d (%v), want %d; checksum equal: %v", at, plan.Index, err, n, sum == h.sums[n])
 		}
 	}
 	// The exact time of an entry includes it.
-	if plan, _, err := restoreSum(t, a, Target{Time: h.timeOf(100)}); err != nil || plan.Index != 100 {
+	if plan, _, err := restoreSum(t, a, AtTime(h.timeOf(100))); err != nil || plan.Index != 100 {
 		t.Fatalf("restore to the time of entry 100: index %d, %v", plan.Index, err)
 	}
 }
@@ -106,13 +106,16 @@ func TestRestoreNotHeld(t *testing.T) {
 			t.Fatalf("restore to %d: %v", n, err)
 		}
 	}
-	_, err := a.Plan(context.Background(), Target{Time: h.timeOf(last)})
+	_, err := a.Plan(context.Background(), AtTime(h.timeOf(last)))
 	if !errors.Is(err, ErrNotHeld) || !strings.Contains(err.Error(), fmt.Sprintf("index %d", last)) {
 		t.Fatalf("restore to the last entry's time: %v", err)
 	}
-	_, err = a.Plan(context.Background(), Target{Time: h.timeOf(s.Index - 10)})
+	_, err = a.Plan(context.Background(), AtTime(h.timeOf(s.Index-10)))
 	if !errors.Is(err, ErrNotHeld) || !strings.Contains(err.Error(), "before the oldest point") {
 		t.Fatalf("restore to a time before the oldest snapshot: %v", err)
+	}
+	if _, err := a.Plan(context.Background(), AtTime(time.Time{})); !errors.Is(err, ErrNotHeld) {
+		t.Fatalf("restore to the zero time: %v", err)
 	}
 	if _, err := a.Plan(context.Background(), Target{Index: 5, LogID: strings.Repeat("ab", 16)}); !errors.Is(err, ErrNotHeld) {
 		t.Fatalf("restore of a log the archive does not hold: %v", err)

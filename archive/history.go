@@ -121,30 +121,37 @@ func (h *History) describe() string {
 	}
 	parts := make([]string, len(rs))
 	for i, r := range rs {
-		parts[i] = fmt.Sprintf("indexes %d to %d (%s to %s)", r.First, r.Last, fmtTime(r.FirstTime), fmtTime(r.LastTime))
+		parts[i] = fmt.Sprintf("indexes %d to %d, %s to %s", r.First, r.Last, fmtTime(r.FirstTime), fmtTime(r.LastTime))
 	}
 	return fmt.Sprintf("log %s: %s", h.LogID, strings.Join(parts, ", "))
 }
 
 func fmtTime(t time.Time) string {
 	if t.IsZero() {
-		return "time unknown"
+		return "(time unknown)"
 	}
 	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
-// Target is the point a restore rebuilds: index Index, or, when Time is
-// set, the last entry whose time is at most Time (entries are read in
-// order, up to the first one after Time). LogID chooses the history; ""
-// means the one history that holds the point.
+// Target is the point a restore rebuilds: index Index, or, with ByTime,
+// the last entry whose time is at most Time (entries are read in order, up
+// to the first one after Time). LogID chooses the history; "" means the
+// one history that holds the point.
 type Target struct {
-	Index uint64
-	Time  time.Time
-	LogID string
+	Index  uint64
+	ByTime bool
+	Time   time.Time
+	LogID  string
 }
 
+// AtIndex and AtTime return the target of index n and of time t.
+func AtIndex(n uint64) Target { return Target{Index: n} }
+
+// AtTime returns the target of the last entry at or before t.
+func AtTime(t time.Time) Target { return Target{ByTime: true, Time: t} }
+
 func (t Target) String() string {
-	if !t.Time.IsZero() {
+	if t.ByTime {
 		return "time " + fmtTime(t.Time)
 	}
 	return fmt.Sprintf("index %d", t.Index)
@@ -218,7 +225,7 @@ func (a *Archive) Plan(ctx context.Context, t Target) (Plan, error) {
 	for i := range hs {
 		h := &hs[i]
 		n := t.Index
-		if !t.Time.IsZero() {
+		if t.ByTime {
 			var err error
 			n, err = a.indexAt(ctx, h, t.Time)
 			if errors.Is(err, ErrNotHeld) {
@@ -244,7 +251,7 @@ func (a *Archive) Plan(ctx context.Context, t Target) (Plan, error) {
 		}
 		return Plan{}, fmt.Errorf("%w: %s is held by %s: choose one with --log-id", ErrAmbiguous, t, strings.Join(ids, ", "))
 	}
-	if t.Time.IsZero() {
+	if !t.ByTime {
 		var last uint64
 		for i := range hs {
 			last = max(last, hs[i].LastIndex())

@@ -85,7 +85,7 @@ func runRestoreArchive(ctx context.Context, args []string, stdout, stderr io.Wri
 		if err != nil {
 			return err
 		}
-		target.Time = t
+		target = archive.AtTime(t)
 	}
 	target.LogID = strings.ToLower(strings.TrimSpace(*logID))
 	if err := checkRestoreDir(*data, *force); err != nil {
