@@ -129,8 +129,10 @@ type pitrPoint struct {
 type archiveStatus struct {
 	ArchiveIndex *uint64 `json:"archive_index"`
 	ArchiveError string  `json:"archive_error"`
-	LastIndex    uint64  `json:"last_index"`
-	FirstIndex   uint64  `json:"first_index"`
+	// ArchiveFailingSeconds is how long archiving has failed.
+	ArchiveFailingSeconds *float64 `json:"archive_failing_seconds"`
+	LastIndex             uint64   `json:"last_index"`
+	FirstIndex            uint64   `json:"first_index"`
 }
 
 func mustArchiveStatus(t *testing.T, n *Node) archiveStatus {
