@@ -88,9 +88,9 @@ func (w *pitrWorkload) next(i int) (string, []any) {
 	case p < 0.55:
 		return "INSERT INTO t (v) VALUES (?)", []any{fmt.Sprintf("row %d-%d", i, k)}
 	case p < 0.65:
-		return fmt.Sprintf("UPDATE t SET v = hex(randomblob(4)), r = abs(random()) %% 100 WHERE id %% 17 = %d", k%17), nil
+		return fmt.Sprintf("UPDATE t SET v = hex(randomblob(4)), r = abs(random()) %% 100 WHERE id %% 17 = %d AND id > (SELECT max(id) - 1000 FROM t)", k%17), nil
 	case p < 0.73:
-		return fmt.Sprintf("DELETE FROM t WHERE id %% 23 = %d AND random() %% 3 = 0", k%23), nil
+		return fmt.Sprintf("DELETE FROM t WHERE id %% 23 = %d AND random() %% 3 = 0 AND id > (SELECT max(id) - 2000 FROM t)", k%23), nil
 	case p < 0.77:
 		return "DELETE FROM audit WHERE id < (SELECT max(id) - 300 FROM audit)", nil
 	case p < 0.80 && w.cols < 40:
@@ -109,7 +109,7 @@ func (w *pitrWorkload) next(i int) (string, []any) {
 		name := w.extra[w.rng.IntN(len(w.extra))]
 		return fmt.Sprintf("INSERT INTO %s (c) VALUES (julianday('now') + random() %% 7)", name), nil
 	case p < 0.97:
-		return fmt.Sprintf("UPDATE t SET ts = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'), r = unixepoch() WHERE id %% 29 = %d", k%29), nil
+		return fmt.Sprintf("UPDATE t SET ts = strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now'), r = unixepoch() WHERE id %% 29 = %d AND id > (SELECT max(id) - 1000 FROM t)", k%29), nil
 	case p < 0.985:
 		return fmt.Sprintf("CREATE INDEX IF NOT EXISTS t_r_%d ON t (r)", k%3), nil
 	default:
