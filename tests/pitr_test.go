@@ -283,7 +283,32 @@ func TestPointInTimeRestore(t *testing.T) {
 	t.Logf("%d restores by index and one by time equal the master's checksum; they took %v",
 		len(points), time.Since(restoreStart).Round(time.Millisecond))
 
+	// Into a directory that holds a database: refused, then replaced with
+	// --force.
+	dir := filepath.Join(t.TempDir(), "again")
+	first, second := points[0], points[len(points)-1]
+	if out, code := runRestore(t, "--archive", archiveDir, "--data", dir, "--to-index", strconv.FormatUint(first.index, 10)); code != 0 {
+		t.Fatalf("restore to %d: exit %d\n%s", first.index, code, out)
+	}
+	args := []string{"--archive", archiveDir, "--data", dir, "--to-index", strconv.FormatUint(second.index, 10)}
+	if out, code := runRestore(t, args...); code != 1 || !strings.Contains(out, "not empty") {
+		t.Fatalf("a restore into a directory that holds a database: exit %d\n%s", code, out)
+	}
+	if _, index, sum := restoredChecksum(t, filepath.Join(dir, "db.sqlite")); index != first.index || sum != first.sum {
+		t.Fatalf("the refused restore changed the database: index %d", index)
+	}
+	if out, code := runRestore(t, append(args, "--force")...); code != 0 {
+		t.Fatalf("restore --force: exit %d\n%s", code, out)
+	}
+	if _, index, sum := restoredChecksum(t, filepath.Join(dir, "db.sqlite")); index != second.index || sum != second.sum {
+		t.Fatalf("restore --force to %d: index %d, checksum equal %v", second.index, index, sum == second.sum)
+	}
+
 	last := *st.ArchiveIndex
+	ls, err := exec.Command(walshipBin, "archive", "ls", archiveDir).CombinedOutput()
+	if err != nil || !strings.Contains(string(ls), "log "+logID) || !strings.Contains(string(ls), fmt.Sprintf(" to %d,", last)) {
+		t.Fatalf("walship archive ls: %v\n%s", err, ls)
+	}
 	out, code := runRestore(t, "--archive", archiveDir, "--data", filepath.Join(t.TempDir(), "beyond"),
 		"--to-index", strconv.FormatUint(last+1000, 10))
 	if code != 1 || !strings.Contains(out, fmt.Sprintf("the last index it holds is %d", last)) {
