@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/walship/walship/snapshot"
@@ -155,7 +156,9 @@ func (m *Master) archiveRound(ctx context.Context) error {
 			}
 		}
 		if info, err := m.cfg.Snapshots.Latest(); err == nil && info.LogID == logID && (!have || info.Index > newest) {
-			if err := add(info); err != nil {
+			// A newer one may have replaced it meanwhile (GET
+			// /db/snapshot?fresh): the next round copies that one.
+			if err := add(info); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
 		}
