@@ -81,7 +81,12 @@ type Archive struct {
 	lock     *os.File
 	id       string
 
-	mu sync.Mutex // one write at a time
+	mu sync.Mutex // one write at a time; guards cache
+	// cache holds, for an archive open for writing, the histories read
+	// so far, kept up to date by the writes: the master looks at its
+	// history at every round, and one process writes the archive. Check
+	// empties it when the directory is not the archive any more.
+	cache map[string]*History
 }
 
 // Open opens the archive in dir for writing, creating it when dir is
@@ -185,12 +190,16 @@ func (a *Archive) Close() error {
 // leaving the empty mount point): a copy must not go to the wrong disk.
 func (a *Archive) Check() error {
 	m, err := readMarker(a.dir)
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v (was its volume unmounted?)", ErrUnavailable, a.dir, err)
+	if err == nil && m.ID != a.id {
+		err = fmt.Errorf("%s is another archive now (id %s, opened as %s; was another volume mounted?)", a.dir, m.ID, a.id)
+	} else if err != nil {
+		err = fmt.Errorf("%s: %v (was its volume unmounted?)", a.dir, err)
 	}
-	if m.ID != a.id {
-		return fmt.Errorf("%w: %s is another archive now (id %s, opened as %s; was another volume mounted?)",
-			ErrUnavailable, a.dir, m.ID, a.id)
+	if err != nil {
+		a.mu.Lock()
+		a.cache = nil // what it held may have changed meanwhile
+		a.mu.Unlock()
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil
 }
@@ -301,13 +310,21 @@ func (a *Archive) SegmentPath(logID string, first uint64) string {
 // oldest file). A description that does not parse is skipped (Verify
 // reports it).
 func (a *Archive) List() ([]History, error) {
+	if a.writable {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+	}
+	return a.list()
+}
+
+func (a *Archive) list() ([]History, error) {
 	ids, err := a.historyIDs()
 	if err != nil {
 		return nil, err
 	}
 	var out []History
 	for _, id := range ids {
-		h, err := a.History(id)
+		h, err := a.history(id)
 		if err != nil {
 			return nil, err
 		}
@@ -338,6 +355,47 @@ func (h *History) oldest() time.Time {
 // History returns what the archive holds of history logID (nothing when
 // it holds none).
 func (a *Archive) History(logID string) (History, error) {
+	if a.writable {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+	}
+	return a.history(logID)
+}
+
+// history is History; an archive open for writing answers from its cache.
+func (a *Archive) history(logID string) (History, error) {
+	if !a.writable {
+		return a.readHistory(logID)
+	}
+	if h, ok := a.cache[logID]; ok {
+		return h.clone(), nil
+	}
+	h, err := a.readHistory(logID)
+	if err != nil {
+		return h, err
+	}
+	if a.cache == nil {
+		a.cache = make(map[string]*History)
+	}
+	c := h.clone()
+	a.cache[logID] = &c
+	return h, nil
+}
+
+func (h *History) clone() History {
+	return History{LogID: h.LogID, Snapshots: append([]SnapshotInfo(nil), h.Snapshots...),
+		Segments: append([]SegmentInfo(nil), h.Segments...)}
+}
+
+// cached applies fn to the cached history logID, if it is cached.
+func (a *Archive) cached(logID string, fn func(h *History)) {
+	if h, ok := a.cache[logID]; ok {
+		fn(h)
+	}
+}
+
+// readHistory reads history logID from its directory.
+func (a *Archive) readHistory(logID string) (History, error) {
 	h := History{LogID: logID}
 	if !validLogID(logID) {
 		return h, fmt.Errorf("archive: %q is not a log_id (32 hex characters)", logID)
@@ -462,6 +520,10 @@ func (a *Archive) AddSegment(ctx context.Context, logID, src string, first, last
 	if err := a.commit(tmp, dst, &info); err != nil {
 		return SegmentInfo{}, err
 	}
+	a.cached(logID, func(h *History) {
+		h.Segments = append(h.Segments, info)
+		sort.Slice(h.Segments, func(i, j int) bool { return h.Segments[i].First < h.Segments[j].First })
+	})
 	return info, nil
 }
 
@@ -608,6 +670,10 @@ func (a *Archive) AddSnapshot(ctx context.Context, logID string, info snapshot.I
 	if err := a.commit(tmp, dst, &desc); err != nil {
 		return SnapshotInfo{}, err
 	}
+	a.cached(logID, func(h *History) {
+		h.Snapshots = append(h.Snapshots, desc)
+		sort.Slice(h.Snapshots, func(i, j int) bool { return h.Snapshots[i].Index < h.Snapshots[j].Index })
+	})
 	return desc, nil
 }
 

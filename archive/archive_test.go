@@ -22,12 +22,17 @@ func TestRestoreEveryIndex(t *testing.T) {
 	h := newTestHistory(t, 40<<10)
 	a := mustOpen(t)
 	h.snapshot(a) // index 0
+	// The writer's history is cached from now on.
+	if _, err := a.History(h.log.ID()); err != nil {
+		t.Fatal(err)
+	}
 	h.write(250)
 	s250 := h.snapshot(a)
 	h.write(250)
 	s500 := h.snapshot(a)
 	h.write(150)
 	h.archiveSegments(a)
+	sameAsOnDisk(t, a, h.log.ID())
 	hist, err := a.History(h.log.ID())
 	if err != nil {
 		t.Fatal(err)
@@ -351,12 +356,18 @@ func TestDamagedFiles(t *testing.T) {
 // stays.
 func TestRetention(t *testing.T) {
 	a := mustOpen(t)
+	now := time.Now()
+	// A history whose snapshot is older than every one of h.
 	old := newTestHistory(t, 40<<10)
-	old.snapshot(a)
+	oldInfo, err := old.store.Make(context.Background(), old.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldInfo.Created = now.Add(-10 * time.Hour)
+	old.addSnapshot(a, oldInfo)
 	old.write(100)
 	old.archiveSegments(a)
 	h := newTestHistory(t, 40<<10)
-	now := time.Now()
 	var snaps []SnapshotInfo
 	for i := range 4 {
 		info, err := h.store.Make(context.Background(), h.db)
@@ -368,16 +379,6 @@ func TestRetention(t *testing.T) {
 		h.write(120)
 	}
 	h.archiveSegments(a)
-	// The old history's snapshot is older than every one of h.
-	oldHist, _ := a.History(old.log.ID())
-	oldSnap := oldHist.Snapshots[0]
-	if err := os.Remove(descPath(a.SnapshotPath(old.log.ID(), 0))); err != nil {
-		t.Fatal(err)
-	}
-	oldSnap.Created = now.Add(-10 * time.Hour)
-	if err := writeJSON(descPath(a.SnapshotPath(old.log.ID(), 0)), oldSnap); err != nil {
-		t.Fatal(err)
-	}
 	last := h.log.Sealed()[len(h.log.Sealed())-1].Last
 
 	// No caps: nothing goes.
@@ -386,6 +387,7 @@ func TestRetention(t *testing.T) {
 	}
 	check := func(what string, oldest SnapshotInfo) {
 		t.Helper()
+		sameAsOnDisk(t, a, h.log.ID())
 		hist, err := a.History(h.log.ID())
 		if err != nil {
 			t.Fatal(err)

@@ -187,3 +187,24 @@ func restoreSum(t *testing.T, a *Archive, target Target) (Plan, string, error) {
 	}
 	return plan, c.Sum, nil
 }
+
+// sameAsOnDisk checks that what the writer a says of history logID (from
+// its cache) is what a reader finds in the directory.
+func sameAsOnDisk(t *testing.T, a *Archive, logID string) {
+	t.Helper()
+	cached, err := a.History(logID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenReadOnly(a.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk, err := r.History(logID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(cached) != fmt.Sprint(disk) {
+		t.Fatalf("the writer's history of %s:\n%+v\nthe directory's:\n%+v", logID, cached, disk)
+	}
+}

@@ -38,7 +38,7 @@ func (a *Archive) Prune(now time.Time, current string) (PruneResult, error) {
 	if !a.writable {
 		return res, ErrReadOnly
 	}
-	hs, err := a.List()
+	hs, err := a.list()
 	if err != nil {
 		return res, err
 	}
@@ -92,11 +92,15 @@ func (a *Archive) Prune(now time.Time, current string) (PruneResult, error) {
 		if oldest < 0 && len(h.Snapshots) == 0 && h.LogID == current {
 			continue // the master's history before its first snapshot is archived
 		}
+		before := res
 		var err error
 		if oldest < 0 {
 			err = a.removeHistory(h, &res)
 		} else {
 			err = a.removeBefore(h, h.Snapshots[oldest].Index, oldest, &res)
+		}
+		if res != before || err != nil {
+			delete(a.cache, h.LogID) // read again when next asked
 		}
 		if err != nil {
 			return res, err
