@@ -18,8 +18,10 @@ const (
 	DefaultArchiveEvery = time.Minute
 	// DefaultArchiveSnapshotEntries is how far (in entries) the archive's
 	// newest snapshot may lag the applied index before the master takes
-	// one for it: a restore replays at most about this many entries
-	// (about 2.5 s at 400,000 a second; BENCHMARKS.md).
+	// one for it: a restore replays at most about this many entries (a
+	// few seconds: a node replays some 400,000 entries a second,
+	// BENCHMARKS.md), and a snapshot is taken no more often than writes
+	// make this many.
 	DefaultArchiveSnapshotEntries = 1_000_000
 )
 
