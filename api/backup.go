@@ -17,7 +17,7 @@ import (
 
 	"github.com/walship/walship/api/client"
 	"github.com/walship/walship/db"
-	"github.com/walship/walship/snapshot"
+	"github.com/walship/walship/pace"
 )
 
 func (s *Server) registerBackupRoutes(r *mux.Router) {
@@ -81,14 +81,14 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 	if s.Snapshots != nil {
 		tmp, share = s.Snapshots.TempPath("backup"), s.Snapshots.CPUShare
 	}
-	pace := snapshot.Pacer(share)
+	pacer := pace.New(share).Pace
 	defer os.Remove(tmp)
 	started := time.Now()
 	var pos db.Position
 	if f.sql {
 		pos, err = s.dumpFile(r.Context(), tmp, f.tables)
 	} else {
-		pos, err = s.db().BackupFile(r.Context(), tmp, db.BackupOptions{Vacuum: f.vacuum, Pace: pace})
+		pos, err = s.db().BackupFile(r.Context(), tmp, db.BackupOptions{Vacuum: f.vacuum, Pace: pacer})
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -118,7 +118,7 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("Content-Type", ctype)
 	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
-	n, err := copyOut(r.Context(), w, file, f.compress, pace)
+	n, err := copyOut(r.Context(), w, file, f.compress, pacer)
 	s.logger.Info("backup served", "index", pos.Index, "bytes", fi.Size(), "sent", n, "compress", f.compress,
 		"vacuum", f.vacuum, "took", time.Since(started).Round(time.Millisecond), "err", err)
 }

@@ -150,6 +150,16 @@ func (s *Server) logStatus() client.LogStatus {
 				st.SnapshotIndex, st.SnapshotAgeSecs = &info.Index, &age
 			}
 		}
+		if a, ok := s.Master.ArchiveStatus(); ok {
+			st.ArchiveDir, st.ArchiveIndex = a.Dir, &a.Index
+			if a.HasSnapshot {
+				st.ArchiveSnapshotIndex = &a.SnapshotIndex
+			}
+			if a.Err != nil {
+				failing := time.Since(a.FailingSince).Seconds()
+				st.ArchiveError, st.ArchiveFailingSeconds = a.Err.Error(), &failing
+			}
+		}
 		for _, sl := range s.Master.Slaves() {
 			st.Slaves = append(st.Slaves, client.SlaveStatus{ID: sl.ID, URL: sl.URL, AppliedIndex: sl.Applied,
 				LagEntries: sl.Lag, LastSeen: sl.LastSeen.UTC().Format(time.RFC3339)})

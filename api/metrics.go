@@ -111,6 +111,18 @@ func (s *Server) registerMetrics(r *mux.Router) {
 			return float64(free)
 		})
 		gauge("walship_log_segments", "Files the master's log is kept in (log.db and the sealed segments).", func() float64 { return float64(lg.Segments()) })
+		if _, ok := s.Master.ArchiveStatus(); ok {
+			gauge("walship_archive_index", "Index up to which the master's log entries are in its archive.", func() float64 {
+				a, _ := s.Master.ArchiveStatus()
+				return float64(a.Index)
+			})
+			gauge("walship_archive_failing", "1 while copying to the archive fails (compaction waits), else 0.", func() float64 {
+				if a, _ := s.Master.ArchiveStatus(); a.Err != nil {
+					return 1
+				}
+				return 0
+			})
+		}
 		m.reg.MustRegister(&slaveCollector{s: s})
 	} else {
 		gauge("walship_lag_entries", "Entries the master has that this slave has not applied yet.", func() float64 {

@@ -2,6 +2,8 @@ package db
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -213,4 +215,31 @@ func CheckFile(ctx context.Context, path string) error {
 		return fmt.Errorf("%w: integrity_check: %s", ErrNotDatabase, strings.Join(msgs, "; "))
 	}
 	return nil
+}
+
+// NewLogID returns a fresh random log_id: 32 hexadecimal characters.
+func NewLogID() (string, error) {
+	var b [16]byte
+	if _, err := crand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate a log_id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// ContinueHistory makes the SQLite file at path the start of a new
+// history (StartHistory), keeping the steps its own history table holds:
+// step.From is the log it follows, step.Index its applied index.
+func ContinueHistory(path string, step HistoryStep) error {
+	c, err := openConn(path, sqlite3.SQLITE_OPEN_READWRITE)
+	if err != nil {
+		return fmt.Errorf("start a new history: %w", err)
+	}
+	past, err := readHistory(c)
+	if cerr := c.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("start a new history: %w", err)
+	}
+	return StartHistory(path, step, past)
 }

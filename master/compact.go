@@ -51,8 +51,11 @@ type CompactResult struct {
 // beyond the retention (Config.RetainEntries, RetainBytes, RetainFor),
 // taking a snapshot first when the latest does not cover them: a snapshot
 // at the master's applied index, so that what is removed never goes past
-// what SQLite holds.
+// what SQLite holds. With an archive, it runs an archive round first and
+// removes only what the archive holds.
 func (m *Master) Compact(ctx context.Context) (CompactResult, error) {
+	m.maintain.Lock()
+	defer m.maintain.Unlock()
 	res := CompactResult{First: m.log.FirstIndex()}
 	if !m.compacts() {
 		return res, nil
@@ -99,6 +102,13 @@ func (m *Master) Compact(ctx context.Context) (CompactResult, error) {
 	}
 	res.Snapshot = info.Index
 	cut = min(cut, info.Index+1)
+	if m.cfg.Archive != nil {
+		// Archive first, then remove: a segment leaves the log only once
+		// the archive holds it (or a snapshot after it). A failing
+		// archive is recorded and logged by the round; the cut waits.
+		_ = m.archiveRound(ctx)
+		cut = min(cut, m.archivedThrough()+1)
+	}
 	before := len(segs)
 	first, err := m.log.Truncate(cut)
 	res.First, res.Removed = first, before-len(m.log.Sealed())

@@ -2,8 +2,6 @@ package master
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -69,7 +67,7 @@ func (m *Master) load(path string) (uint64, error) {
 		return 0, m.haltedErr()
 	}
 	from, index := m.log.ID(), m.log.LastIndex()+1
-	to, err := newLogID()
+	to, err := db.NewLogID()
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrLoadFailed, err)
 	}
@@ -117,12 +115,4 @@ func (m *Master) reconcile() error {
 	m.cfg.Logger.Warn("the log now follows the database's new history", "log_id", dbID, "first_index", applied+1,
 		"previous_log_id", logID)
 	return nil
-}
-
-func newLogID() (string, error) {
-	var b [16]byte
-	if _, err := crand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b[:]), nil
 }

@@ -9,7 +9,9 @@
 // only read the log. With a retention, a second goroutine (compactLoop)
 // takes snapshots and removes old log segments. The verifier
 // (verifyLoop, verify.go) runs replica checks: it hashes the content at a
-// marker in a read transaction and has the writer append the result.
+// marker in a read transaction and has the writer append the result. With
+// an archive, another (archiveLoop) seals and copies segments and
+// snapshots to it.
 //
 // # Halted
 //
@@ -34,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/walship/walship/archive"
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/repeatlog"
 	"github.com/walship/walship/snapshot"
@@ -138,6 +141,17 @@ type Config struct {
 	// CheckCPU is the share of one core a replica check's hash may take
 	// (0.25: it works a quarter of the time); 0 or 1 and above: no limit.
 	CheckCPU float64
+
+	// Archive, if set, gets a copy of every sealed log segment and every
+	// snapshot (archive.go); it needs Snapshots. A segment leaves the log
+	// only once archived: while archiving fails, compaction waits.
+	// ArchiveEvery bounds how old an entry may be and not be archived
+	// (zero: DefaultArchiveEvery); ArchiveSnapshotEntries how far the
+	// archive's newest snapshot may lag (zero:
+	// DefaultArchiveSnapshotEntries).
+	Archive                *archive.Archive
+	ArchiveEvery           time.Duration
+	ArchiveSnapshotEntries uint64
 }
 
 // Master accepts writes, appends them to the log and applies them.
@@ -165,6 +179,12 @@ type Master struct {
 	freeAt time.Time
 	// failures rate-limits the log lines of failures that repeat.
 	failures repeatlog.Logger
+	// maintain is held by a compaction and by an archive round: a
+	// segment is removed only after the archive round that copied it.
+	maintain sync.Mutex
+	// archMu guards archive, where the archive stands.
+	archMu  sync.Mutex
+	archive ArchiveStatus
 	// published is closed, and replaced, once the writer has answered the
 	// requests of an append: feed long-polls wake then, not while the
 	// writer still commits SQLite and answers (on few cores the slaves'
@@ -229,6 +249,15 @@ func Open(log *wal.Log, database *db.DB, cfg Config) (*Master, error) {
 	if cfg.CompactEvery <= 0 {
 		cfg.CompactEvery = 10 * time.Second
 	}
+	if cfg.ArchiveEvery <= 0 {
+		cfg.ArchiveEvery = DefaultArchiveEvery
+	}
+	if cfg.ArchiveSnapshotEntries == 0 {
+		cfg.ArchiveSnapshotEntries = DefaultArchiveSnapshotEntries
+	}
+	if cfg.Archive != nil && cfg.Snapshots == nil {
+		return nil, errors.New("an archive needs a snapshot store (Config.Snapshots)")
+	}
 	m := &Master{cfg: cfg, log: log, db: database, queue: make(chan *pending, 4*cfg.MaxBatch),
 		slaves: make(map[string]*slaveProgress), done: make(chan struct{}), published: make(chan struct{})}
 	if err := m.reconcile(); err != nil {
@@ -255,6 +284,11 @@ func Open(log *wal.Log, database *db.DB, cfg Config) (*Master, error) {
 	if m.compacts() {
 		m.wg.Add(1)
 		go func() { defer m.wg.Done(); m.compactLoop() }()
+	}
+	if cfg.Archive != nil {
+		m.archive.Dir = cfg.Archive.Dir()
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); m.archiveLoop() }()
 	}
 	return m, nil
 }

@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/walship/walship/db"
-	"github.com/walship/walship/snapshot"
+	"github.com/walship/walship/pace"
 	"github.com/walship/walship/wal"
 )
 
@@ -266,7 +266,7 @@ func (m *Master) runCheck(asked []chan askAnswer) {
 	}
 	rt, err := m.db.ReadTx(m.ctx)
 	if err == nil {
-		rt.Pace = snapshot.Pacer(m.cfg.CheckCPU)
+		rt.Pace = pace.New(m.cfg.CheckCPU).Pace
 	}
 	if err != nil {
 		answer(askAnswer{err: fmt.Errorf("verify: %w", err)})

@@ -19,7 +19,7 @@ import (
 
 	"github.com/walship/walship/api/client"
 	"github.com/walship/walship/db"
-	"github.com/walship/walship/snapshot"
+	"github.com/walship/walship/pace"
 	"github.com/walship/walship/wal"
 )
 
@@ -128,7 +128,7 @@ func (s *Slave) startCheck(index uint64) {
 		s.cfg.Logger.Warn("verification: no read connection to hash the content at a marker; its check is skipped", "index", index, "err", err)
 		return
 	}
-	rt.Pace = snapshot.Pacer(s.cfg.CheckCPU)
+	rt.Pace = pace.New(s.cfg.CheckCPU).Pace
 	pos, err := rt.Begin()
 	if err == nil && pos.Index != index {
 		err = fmt.Errorf("the read transaction is at index %d", pos.Index)

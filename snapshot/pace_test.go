@@ -12,26 +12,6 @@ import (
 	"github.com/walship/walship/wal"
 )
 
-// A pacer waits so that the work takes its share of the time.
-func TestPacerRest(t *testing.T) {
-	for _, c := range []struct {
-		share  float64
-		worked time.Duration
-		want   time.Duration
-	}{
-		{0.25, 10 * time.Millisecond, 30 * time.Millisecond},
-		{0.5, 10 * time.Millisecond, 10 * time.Millisecond},
-		{0.1, 10 * time.Millisecond, 90 * time.Millisecond},
-		{1, 10 * time.Millisecond, 0},
-		{0, 10 * time.Millisecond, 0},
-	} {
-		p := &pacer{share: c.share}
-		if got := p.rest(c.worked); got < c.want-time.Microsecond || got > c.want+time.Microsecond {
-			t.Errorf("share %v, worked %v: rest %v, want %v", c.share, c.worked, got, c.want)
-		}
-	}
-}
-
 // A paced snapshot holds what an unpaced one holds, and a paced one whose
 // context ends stops, leaving nothing behind.
 func TestPacedMake(t *testing.T) {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/durable"
+	"github.com/walship/walship/pace"
 )
 
 // ErrNone is returned when the store holds no snapshot.
@@ -163,8 +164,8 @@ func (s *Store) Make(ctx context.Context, d *db.DB) (Info, error) {
 	start := time.Now()
 	raw := filepath.Join(s.dir, fmt.Sprintf("backup-%d.tmp", start.UnixNano()))
 	defer os.Remove(raw)
-	p := &pacer{share: s.CPUShare, last: time.Now()}
-	pos, err := d.Backup(ctx, raw, p.pace)
+	p := pace.New(s.CPUShare)
+	pos, err := d.Backup(ctx, raw, p.Pace)
 	if err != nil {
 		return Info{}, fmt.Errorf("snapshot: %w", err)
 	}
@@ -173,7 +174,7 @@ func (s *Store) Make(ctx context.Context, d *db.DB) (Info, error) {
 	}
 	info := Info{Index: pos.Index, LogID: pos.LogID, Created: start.UTC()}
 	zpath := s.dataPath(pos.Index) + ".tmp"
-	if err := compressFile(ctx, raw, zpath, &info, p.pace); err != nil {
+	if err := compressFile(ctx, raw, zpath, &info, p.Pace); err != nil {
 		_ = os.Remove(zpath)
 		return Info{}, fmt.Errorf("snapshot: %w", err)
 	}
@@ -400,47 +401,4 @@ func Extract(r io.Reader, path, sha string, size int64) error {
 		_ = os.Remove(path)
 	}
 	return err
-}
-
-// rest is how long to wait after working for worked.
-func (p *pacer) rest(worked time.Duration) time.Duration {
-	if p.share <= 0 || p.share >= 1 {
-		return 0
-	}
-	return time.Duration(float64(worked) * (1/p.share - 1))
-}
-
-// Pacer returns a pace function for other long copies (a backup): called
-// between two pieces of work, it waits so that the work takes at most
-// share of one core (0 or 1 and above: no wait).
-func Pacer(share float64) func(context.Context) error {
-	p := &pacer{share: share, last: time.Now()}
-	return p.pace
-}
-
-// pacer spreads a snapshot's work: called between two pieces of work, it
-// waits so that the work takes at most share of the time since the last
-// call.
-type pacer struct {
-	share float64
-	last  time.Time // when the last wait ended
-}
-
-func (p *pacer) pace(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	rest := p.rest(time.Since(p.last))
-	if rest <= 0 {
-		return nil
-	}
-	t := time.NewTimer(rest)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	p.last = time.Now()
-	return nil
 }

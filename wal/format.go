@@ -293,6 +293,12 @@ func checkEncoded(data []byte) (index, epoch uint64, err error) {
 	return binary.BigEndian.Uint64(body[1:]), binary.BigEndian.Uint64(body[9:]), nil
 }
 
+// encodedTime returns the time (Unix ms) of an entry's encoding that
+// checkEncoded accepted.
+func encodedTime(data []byte) int64 {
+	return int64(binary.BigEndian.Uint64(data[17:]))
+}
+
 // Decoder decodes many entries, as a slave reads a feed answer, with fewer
 // allocations than UnmarshalBinary: entries and single statements come from
 // slabs, and SQL text seen before is shared (a workload repeats its

@@ -640,6 +640,42 @@ func (l *Log) seal() error {
 	return nil
 }
 
+// Seal seals the active segment now, as Append does once it is full, and
+// starts a new one, if the active segment holds entries; it reports whether
+// it sealed. An archive copies sealed segments only: sealing bounds how old
+// an entry can be and still not be archived. It waits for an Append in
+// progress, and Append waits for it.
+func (l *Log) Seal() (bool, error) {
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if _, _, closed := l.bounds(); closed {
+		return false, ErrClosed
+	}
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.active == nil {
+		return false, fmt.Errorf("wal: seal: %w", errNoActive)
+	}
+	if l.active.last < l.active.first {
+		return false, nil
+	}
+	if err := l.seal(); err != nil {
+		return false, fmt.Errorf("wal: seal %s: %w", l.path, err)
+	}
+	return true, nil
+}
+
+// ActiveFirstIndex returns the index of the active segment's first entry
+// (or of the entry it will take first when it holds none).
+func (l *Log) ActiveFirstIndex() uint64 {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if n := len(l.sealed); n > 0 {
+		return l.sealed[n-1].last + 1
+	}
+	return l.FirstIndex()
+}
+
 // Truncate deletes the sealed segments that hold only entries before index
 // keep, oldest first, giving their space back, and returns the new first
 // index (at most keep: entries before keep that share a segment with keep
@@ -1239,7 +1275,8 @@ func openBolt(path string, opts *bolt.Options) (db *bolt.DB, err error) {
 // SegmentInfo describes one sealed segment.
 type SegmentInfo struct {
 	First, Last uint64
-	Size        int64 // bytes on disk
+	Size        int64  // bytes on disk
+	Path        string // the file; read-only, until Truncate deletes it
 }
 
 // Sealed returns the sealed segments, oldest first: what Truncate may
@@ -1249,7 +1286,7 @@ func (l *Log) Sealed() []SegmentInfo {
 	defer l.segMu.RUnlock()
 	out := make([]SegmentInfo, 0, len(l.sealed))
 	for _, s := range l.sealed {
-		info := SegmentInfo{First: s.first, Last: s.last}
+		info := SegmentInfo{First: s.first, Last: s.last, Path: s.path}
 		if fi, err := os.Stat(s.path); err == nil {
 			info.Size = fi.Size()
 		}

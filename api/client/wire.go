@@ -92,6 +92,15 @@ type LogStatus struct {
 	LogSegments     int      `json:"log_segments,omitempty"`
 	SnapshotIndex   *uint64  `json:"snapshot_index,omitempty"`
 	SnapshotAgeSecs *float64 `json:"snapshot_age_seconds,omitempty"`
+	// On a master with an archive (--archive): its directory, the index
+	// up to which the log's entries are archived, the archive's newest
+	// snapshot, and why archiving fails and since when (empty while it
+	// works; compaction waits meanwhile).
+	ArchiveDir            string   `json:"archive_dir,omitempty"`
+	ArchiveIndex          *uint64  `json:"archive_index,omitempty"`
+	ArchiveSnapshotIndex  *uint64  `json:"archive_snapshot_index,omitempty"`
+	ArchiveError          string   `json:"archive_error,omitempty"`
+	ArchiveFailingSeconds *float64 `json:"archive_failing_seconds,omitempty"`
 	// On a bootstrapping slave: the snapshot's bytes received and in all.
 	BootstrapBytesDone  int64 `json:"bootstrap_bytes_done,omitempty"`
 	BootstrapBytesTotal int64 `json:"bootstrap_bytes_total,omitempty"`

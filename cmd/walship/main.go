@@ -30,6 +30,9 @@ Usage:
   walship verify [flags] [URL]    check that every slave holds the master's content, table by table
   walship show [flags] [TABLE…]   every node's tables side by side, differences marked
   walship bench MODE [flags]      load a cluster: write, read, lag, catchup, ceiling, raw
+  walship restore --archive DIR (--to-index N | --to-time T) --data NEWDIR
+                                  rebuild a data directory from a master's archive at one point
+  walship archive ls|verify DIR   what a master's archive holds; check its files' checksums
 
 Run 'walship COMMAND --help' for a command's flags. Every flag can also be
 set by an environment variable WALSHIP_<FLAG> (e.g. WALSHIP_ADDR=:9090).
@@ -96,6 +99,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "backup":
 		return runBackup(ctx, rest, stdout, stderr)
 	case "restore":
+		if hasArchiveFlag(rest) { // from an archive (restore_archive.go)
+			return runRestoreArchive(ctx, rest, stdout, stderr)
+		}
 		return runRestore(ctx, rest, stdout, stderr)
 	case "status":
 		return runStatus(ctx, rest, stdout, stderr)
@@ -105,6 +111,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runShow(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
+	case "archive":
+		return runArchive(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -19,6 +19,7 @@ import (
 	humanize "github.com/dustin/go-humanize"
 
 	"github.com/walship/walship/api"
+	"github.com/walship/walship/archive"
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/master"
 	"github.com/walship/walship/slave"
@@ -71,6 +72,15 @@ type NodeConfig struct {
 	// this many entries (master.Config); 0: only when asked (POST
 	// /db/verify).
 	VerifyEvery uint64
+	// ArchiveDir, if set, is the master's archive (package archive):
+	// every sealed log segment and snapshot is copied there. The others
+	// are its settings (master.Config, archive.Archive); 0: the defaults,
+	// no retention cap.
+	ArchiveDir             string
+	ArchiveEvery           time.Duration
+	ArchiveSnapshotEntries uint64
+	ArchiveRetainFor       time.Duration
+	ArchiveRetainSnapshots int
 }
 
 // DefaultVerifyEvery is --verify-every's default: a replica check every
@@ -147,6 +157,7 @@ type Node struct {
 	lock   *os.File
 	log    *wal.Log
 	db     *db.DB
+	arch   *archive.Archive
 	master *master.Master
 	slave  *slave.Slave
 	server *api.Server
@@ -192,10 +203,16 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 		if err != nil {
 			return nil, err
 		}
+		if cfg.ArchiveDir != "" {
+			if n.arch, err = openArchive(cfg, logger, snapshots.CPUShare); err != nil {
+				return nil, err
+			}
+		}
 		n.master, err = master.Open(n.log, n.db, master.Config{Logger: logger, OnCommit: metrics.ObserveCommit,
 			StatementTimeout: cfg.WriteTimeout, RetainEntries: cfg.RetainEntries, RetainBytes: cfg.RetainBytes,
 			RetainFor: cfg.RetainFor, CompactEvery: cfg.CompactEvery, Snapshots: snapshots, MinFreeBytes: minFree,
-			VerifyEvery: cfg.VerifyEvery, CheckCPU: snapshots.CPUShare})
+			VerifyEvery: cfg.VerifyEvery, CheckCPU: snapshots.CPUShare,
+			Archive: n.arch, ArchiveEvery: cfg.ArchiveEvery, ArchiveSnapshotEntries: cfg.ArchiveSnapshotEntries})
 		if err != nil {
 			return nil, err
 		}
@@ -258,6 +275,9 @@ func (n *Node) Close() error {
 	if n.slave != nil {
 		errs = append(errs, n.slave.Close())
 	}
+	if n.arch != nil {
+		errs = append(errs, n.arch.Close())
+	}
 	if n.db != nil {
 		errs = append(errs, n.db.Close())
 	}
@@ -268,6 +288,17 @@ func (n *Node) Close() error {
 		errs = append(errs, n.lock.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// openArchive opens the master's archive with its retention; its copies
+// are paced as snapshots are.
+func openArchive(cfg NodeConfig, logger *slog.Logger, cpuShare float64) (*archive.Archive, error) {
+	a, err := archive.Open(cfg.ArchiveDir, logger)
+	if err != nil {
+		return nil, err
+	}
+	a.CPUShare, a.RetainFor, a.RetainSnapshots = cpuShare, cfg.ArchiveRetainFor, cfg.ArchiveRetainSnapshots
+	return a, nil
 }
 
 // servePprof serves Go's profiling endpoints on their own listener, so that
@@ -348,8 +379,16 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	snapCPU := fs.String("snapshot-cpu", "25%", "share of one core a snapshot may take while it is made (it waits the rest of the time), so that writes keep their pace; 100%: no limit")
 	verifyEvery := fs.Uint64("verify-every", DefaultVerifyEvery, "log a replica check after this many entries: every slave compares its content with the master's there, and stops applying (diverged) on a difference; 0: only when asked (POST /db/verify, walship verify)")
 	minFree := fs.String("min-free-space", "auto", "refuse writes (507) while the data volume has less free space: a size (256MiB), a share (5%), 0 for no check; auto: the smaller of 256MiB and 5%")
+	archiveDir := fs.String("archive", "", "copy every sealed log segment and every snapshot to this directory (a local disk or a mounted volume), for point-in-time restore (walship restore --archive); the log keeps what is not archived yet; off by default")
+	archiveEvery := fs.Duration("archive-every", master.DefaultArchiveEvery, "seal and archive the log's active segment once its oldest entry is this old: the archive lags the master by about this much at most")
+	archiveSnapshots := fs.Uint64("archive-snapshot-every", master.DefaultArchiveSnapshotEntries, "give the archive a snapshot once its newest is this many entries behind: a restore replays at most about this many entries")
+	archiveRetainFor := fs.Duration("archive-retain-for", 0, "keep the archived snapshots and log needed to restore to any point within this long, e.g. 168h; 0: no cap (with no --archive-retain-snapshots either, the archive keeps everything)")
+	archiveRetainSnaps := fs.Int("archive-retain-snapshots", 0, "keep the newest N archived snapshots and the log after the oldest of them; 0: no cap")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *archiveRetainSnaps < 0 || *archiveEvery <= 0 || *archiveSnapshots == 0 {
+		return errors.New("--archive-retain-snapshots must be at least 0, --archive-every and --archive-snapshot-every above 0")
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
@@ -373,7 +412,9 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	n, err := StartNode(NodeConfig{Role: "master", ID: "master", Addr: *addr, Advertise: *advertise, Data: *data, Logger: logger,
 		WriteTimeout: *writeTimeout, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
 		RetainEntries: *retainEntries, RetainBytes: retainBytes, RetainFor: *retainFor, SegmentBytes: segmentBytes,
-		CompactEvery: *compactEvery, MinFree: *minFree, SnapshotCPU: snapShare, VerifyEvery: *verifyEvery})
+		CompactEvery: *compactEvery, MinFree: *minFree, SnapshotCPU: snapShare, VerifyEvery: *verifyEvery,
+		ArchiveDir: *archiveDir, ArchiveEvery: *archiveEvery, ArchiveSnapshotEntries: *archiveSnapshots,
+		ArchiveRetainFor: *archiveRetainFor, ArchiveRetainSnapshots: *archiveRetainSnaps})
 	if err != nil {
 		return err
 	}
