@@ -123,6 +123,13 @@ type dumper struct {
 	c   *conn
 	w   *bufio.Writer
 	buf []byte // the row being written
+
+	objs     []*schemaObject // sqlite_schema in rowid order, walship's own left out
+	kinds    map[string]bool // every table by lower-case name (pragma_table_list)
+	whole    bool            // no patterns: the whole database
+	selected map[string]bool // the tables and views dumped, by lower-case name
+	owned    []string        // the selected tables and their shadow tables
+	vtabs    map[*schemaObject]*virtualTable
 }
 
 // schemaObject is a row of sqlite_schema, with what pragma_table_list says
@@ -147,95 +154,18 @@ func (dp *dumper) dump(patterns []string) (Position, error) {
 	if len(pos) != 1 {
 		return Position{}, errors.New("_walship has no row")
 	}
-	position := Position{LogID: pos[0][0].Text, Index: uint64(pos[0][1].Int)}
-	rows, err := dp.query("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY rowid")
-	if err != nil {
+	// Everything that can fail before a byte is written does.
+	if err := dp.readSchema(); err != nil {
 		return Position{}, err
 	}
-	kinds, err := dp.query("SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main'")
-	if err != nil {
+	if err := dp.selectObjects(patterns); err != nil {
 		return Position{}, err
 	}
-	kindOf := map[string][]wal.Value{}
-	for _, k := range kinds {
-		kindOf[strings.ToLower(k[0].Text)] = k
+	if err := dp.readVirtualTables(); err != nil {
+		return Position{}, err
 	}
-	var objs []*schemaObject
-	for _, r := range rows {
-		o := &schemaObject{typ: r[0].Text, name: r[1].Text, tbl: r[2].Text, sql: r[3].Text}
-		if isInternalName(o.name) || isInternalName(o.tbl) {
-			continue
-		}
-		if k, ok := kindOf[strings.ToLower(o.name)]; ok && o.typ == "table" {
-			o.kind, o.withoutRowid = k[1].Text, k[2].Int != 0
-		}
-		objs = append(objs, o)
-	}
-	exists := func(name string) bool { _, ok := kindOf[strings.ToLower(name)]; return ok }
-	user := func(o *schemaObject) bool {
-		return (o.typ == "table" && o.kind != "shadow" && !isSQLiteName(o.name)) || o.typ == "view"
-	}
-
-	// What is dumped: every table and view, or those the patterns match,
-	// and the indexes and triggers on them.
-	whole := len(patterns) == 0
-	selected := map[string]bool{} // lower-case names of tables and views
-	if whole {
-		for _, o := range objs {
-			if user(o) {
-				selected[strings.ToLower(o.name)] = true
-			}
-		}
-	} else {
-		conds := make([]string, len(patterns))
-		params := make([]wal.Param, len(patterns))
-		for i, p := range patterns {
-			conds[i] = fmt.Sprintf(`name LIKE ?%d ESCAPE '\'`, i+1)
-			params[i] = wal.Param{Value: wal.Text(p)}
-		}
-		matched, err := dp.query("SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND ("+strings.Join(conds, " OR ")+")", params...)
-		if err != nil {
-			return Position{}, err
-		}
-		names := map[string]bool{}
-		for _, m := range matched {
-			names[strings.ToLower(m[0].Text)] = true
-		}
-		for _, o := range objs {
-			if user(o) && names[strings.ToLower(o.name)] {
-				selected[strings.ToLower(o.name)] = true
-			}
-		}
-		if len(selected) == 0 {
-			return Position{}, fmt.Errorf("%w %s", ErrNoTable, strings.Join(patterns, ", "))
-		}
-	}
-	var selTables []string // selected tables, for sqlite_sequence and sqlite_stat1
-	for _, o := range objs {
-		if o.typ == "table" && selected[strings.ToLower(o.name)] {
-			selTables = append(selTables, o.name)
-		}
-	}
-
-	// Virtual tables are read before anything is written: one that cannot
-	// be dumped fails the dump whole.
-	vtabs := map[*schemaObject]*virtualTable{}
-	for _, o := range objs {
-		if o.kind != "virtual" || !selected[strings.ToLower(o.name)] {
-			continue
-		}
-		vt, err := parseVirtualTable(o.sql)
-		if err != nil {
-			return Position{}, fmt.Errorf("virtual table %s: %w", o.name, err)
-		}
-		if vt.module == "fts5" && vt.contentless() {
-			return Position{}, fmt.Errorf("the FTS5 table %s is contentless (content=''): it keeps no text to write, only its index; %w (a backup as a SQLite file holds it)", o.name, ErrNotDumpable)
-		}
-		vtabs[o] = vt
-	}
-
 	dp.printf("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n")
-	if whole {
+	if dp.whole {
 		hdr, err := dp.query("SELECT (SELECT user_version FROM pragma_user_version), (SELECT application_id FROM pragma_application_id)")
 		if err != nil {
 			return Position{}, err
@@ -248,13 +178,13 @@ func (dp *dumper) dump(patterns []string) (Position, error) {
 		}
 	}
 	var rebuild []string // external-content FTS5 tables
-	for _, o := range objs {
-		if o.typ != "table" || !selected[strings.ToLower(o.name)] {
+	for _, o := range dp.objs {
+		if o.typ != "table" || !dp.selected[strings.ToLower(o.name)] {
 			continue
 		}
 		dp.printf("%s;\n", o.sql)
-		if vt := vtabs[o]; vt != nil {
-			external, err := dp.virtualRows(o, vt, exists)
+		if vt := dp.vtabs[o]; vt != nil {
+			external, err := dp.virtualRows(o, vt)
 			if err != nil {
 				return Position{}, err
 			}
@@ -267,54 +197,9 @@ func (dp *dumper) dump(patterns []string) (Position, error) {
 			return Position{}, err
 		}
 	}
-
-	// sqlite_stat1 and sqlite_sequence: all their rows in a whole dump,
-	// with their rowids; the rows of the selected tables otherwise.
-	inSelected := func(col string) string {
-		if whole {
-			return col + ` NOT LIKE '\_walship%' ESCAPE '\'`
-		}
-		q := make([]string, len(selTables))
-		for i, t := range selTables {
-			q[i] = sqlString(t)
-		}
-		return col + " IN (" + strings.Join(q, ", ") + ")"
+	if err := dp.internalTables(); err != nil {
+		return Position{}, err
 	}
-	if exists("sqlite_stat1") {
-		n, err := dp.count("SELECT count(*) FROM sqlite_stat1 WHERE " + inSelected("tbl"))
-		if err != nil {
-			return Position{}, err
-		}
-		if whole || n > 0 {
-			dp.printf("ANALYZE sqlite_schema;\n")
-			if err := dp.internalRows("sqlite_stat1", []string{"tbl", "idx", "stat"}, inSelected("tbl"), whole); err != nil {
-				return Position{}, err
-			}
-		}
-	}
-	// sqlite_sequence exists once a table with AUTOINCREMENT was made,
-	// and stays when they are dropped: written when the dump makes one.
-	autoinc := false
-	for _, o := range objs {
-		autoinc = autoinc || (o.typ == "table" && selected[strings.ToLower(o.name)] && hasAutoincrement(o.sql))
-	}
-	if exists("sqlite_sequence") && autoinc {
-		if whole {
-			dp.printf("DELETE FROM sqlite_sequence;\n")
-		} else {
-			n, err := dp.count("SELECT count(*) FROM sqlite_sequence WHERE " + inSelected("name"))
-			if err != nil {
-				return Position{}, err
-			}
-			if n > 0 {
-				dp.printf("DELETE FROM sqlite_sequence WHERE %s;\n", inSelected("name"))
-			}
-		}
-		if err := dp.internalRows("sqlite_sequence", []string{"name", "seq"}, inSelected("name"), whole); err != nil {
-			return Position{}, err
-		}
-	}
-
 	for _, typ := range []string{"index", "view", "rebuild", "trigger"} {
 		if typ == "rebuild" {
 			for _, name := range rebuild {
@@ -323,11 +208,11 @@ func (dp *dumper) dump(patterns []string) (Position, error) {
 			}
 			continue
 		}
-		for _, o := range objs {
+		for _, o := range dp.objs {
 			if o.typ != typ {
 				continue
 			}
-			if (typ == "view" && selected[strings.ToLower(o.name)]) || (typ != "view" && selected[strings.ToLower(o.tbl)]) {
+			if (typ == "view" && dp.selected[strings.ToLower(o.name)]) || (typ != "view" && dp.selected[strings.ToLower(o.tbl)]) {
 				dp.printf("%s;\n", o.sql)
 			}
 		}
@@ -336,7 +221,158 @@ func (dp *dumper) dump(patterns []string) (Position, error) {
 	if err := dp.w.Flush(); err != nil {
 		return Position{}, err
 	}
-	return position, nil
+	return Position{LogID: pos[0][0].Text, Index: uint64(pos[0][1].Int)}, nil
+}
+
+// readSchema reads sqlite_schema and which tables are virtual, shadow or
+// WITHOUT ROWID.
+func (dp *dumper) readSchema() error {
+	rows, err := dp.query("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY rowid")
+	if err != nil {
+		return err
+	}
+	kinds, err := dp.query("SELECT name, type, wr FROM pragma_table_list WHERE schema = 'main'")
+	if err != nil {
+		return err
+	}
+	kindOf := map[string][]wal.Value{}
+	dp.kinds = map[string]bool{}
+	for _, k := range kinds {
+		kindOf[strings.ToLower(k[0].Text)] = k
+		dp.kinds[strings.ToLower(k[0].Text)] = true
+	}
+	for _, r := range rows {
+		o := &schemaObject{typ: r[0].Text, name: r[1].Text, tbl: r[2].Text, sql: r[3].Text}
+		if isInternalName(o.name) || isInternalName(o.tbl) {
+			continue
+		}
+		if k, ok := kindOf[strings.ToLower(o.name)]; ok && o.typ == "table" {
+			o.kind, o.withoutRowid = k[1].Text, k[2].Int != 0
+		}
+		dp.objs = append(dp.objs, o)
+	}
+	return nil
+}
+
+// exists says the database has a table of that name.
+func (dp *dumper) exists(name string) bool { return dp.kinds[strings.ToLower(name)] }
+
+// selectObjects picks the tables and views to dump: all of them, or those
+// the patterns match.
+func (dp *dumper) selectObjects(patterns []string) error {
+	user := func(o *schemaObject) bool {
+		return (o.typ == "table" && o.kind != "shadow" && !isSQLiteName(o.name)) || o.typ == "view"
+	}
+	dp.whole = len(patterns) == 0
+	dp.selected = map[string]bool{}
+	names := map[string]bool{}
+	if !dp.whole {
+		conds := make([]string, len(patterns))
+		params := make([]wal.Param, len(patterns))
+		for i, p := range patterns {
+			conds[i] = fmt.Sprintf(`name LIKE ?%d ESCAPE '\'`, i+1)
+			params[i] = wal.Param{Value: wal.Text(p)}
+		}
+		matched, err := dp.query("SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND ("+strings.Join(conds, " OR ")+")", params...)
+		if err != nil {
+			return err
+		}
+		for _, m := range matched {
+			names[strings.ToLower(m[0].Text)] = true
+		}
+	}
+	for _, o := range dp.objs {
+		if user(o) && (dp.whole || names[strings.ToLower(o.name)]) {
+			dp.selected[strings.ToLower(o.name)] = true
+		}
+	}
+	if !dp.whole && len(dp.selected) == 0 {
+		return fmt.Errorf("%w %s", ErrNoTable, strings.Join(patterns, ", "))
+	}
+	for _, o := range dp.objs {
+		if o.typ == "table" && dp.selected[strings.ToLower(o.name)] {
+			dp.owned = append(dp.owned, o.name)
+		}
+	}
+	for _, o := range dp.objs {
+		for _, v := range dp.objs {
+			if o.kind == "shadow" && v.kind == "virtual" && dp.selected[strings.ToLower(v.name)] &&
+				strings.HasPrefix(strings.ToLower(o.name), strings.ToLower(v.name)+"_") {
+				dp.owned = append(dp.owned, o.name)
+			}
+		}
+	}
+	return nil
+}
+
+// readVirtualTables reads the module and arguments of each virtual table
+// dumped: one that cannot be dumped fails the dump, before it starts.
+func (dp *dumper) readVirtualTables() error {
+	dp.vtabs = map[*schemaObject]*virtualTable{}
+	for _, o := range dp.objs {
+		if o.kind != "virtual" || !dp.selected[strings.ToLower(o.name)] {
+			continue
+		}
+		vt, err := parseVirtualTable(o.sql)
+		if err != nil {
+			return fmt.Errorf("virtual table %s: %w", o.name, err)
+		}
+		if vt.module == "fts5" && vt.contentless() {
+			return fmt.Errorf("the FTS5 table %s is contentless (content=''): it keeps no text to write, only its index; %w (a backup as a SQLite file holds it)", o.name, ErrNotDumpable)
+		}
+		dp.vtabs[o] = vt
+	}
+	return nil
+}
+
+// internalTables writes sqlite_stat1 and sqlite_sequence: all their rows
+// in a whole dump, with their rowids; the rows of the tables dumped
+// otherwise.
+func (dp *dumper) internalTables() error {
+	owned := func(col string) string {
+		if dp.whole {
+			return col + ` NOT LIKE '\_walship%' ESCAPE '\'`
+		}
+		q := make([]string, len(dp.owned))
+		for i, t := range dp.owned {
+			q[i] = sqlString(t)
+		}
+		return col + " IN (" + strings.Join(q, ", ") + ")"
+	}
+	if dp.exists("sqlite_stat1") {
+		n, err := dp.count("SELECT count(*) FROM sqlite_stat1 WHERE " + owned("tbl"))
+		if err != nil {
+			return err
+		}
+		if dp.whole || n > 0 {
+			dp.printf("ANALYZE sqlite_schema;\n")
+			if err := dp.internalRows("sqlite_stat1", []string{"tbl", "idx", "stat"}, owned("tbl")); err != nil {
+				return err
+			}
+		}
+	}
+	// sqlite_sequence exists once a table with AUTOINCREMENT was made,
+	// and stays when they are dropped: it is written when the dump makes
+	// it.
+	autoinc := false
+	for _, o := range dp.objs {
+		autoinc = autoinc || (o.typ == "table" && dp.selected[strings.ToLower(o.name)] && hasAutoincrement(o.sql))
+	}
+	if !dp.exists("sqlite_sequence") || !autoinc {
+		return nil
+	}
+	if dp.whole {
+		dp.printf("DELETE FROM sqlite_sequence;\n")
+	} else {
+		n, err := dp.count("SELECT count(*) FROM sqlite_sequence WHERE " + owned("name"))
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			dp.printf("DELETE FROM sqlite_sequence WHERE %s;\n", owned("name"))
+		}
+	}
+	return dp.internalRows("sqlite_sequence", []string{"name", "seq"}, owned("name"))
 }
 
 // tableRows writes the rows of a (not virtual) table.
@@ -393,7 +429,7 @@ func rowidName(columns map[string]bool) string {
 
 // virtualRows writes the settings and rows of a virtual table; external
 // says it is an FTS5 table with external content, rebuilt at the end.
-func (dp *dumper) virtualRows(o *schemaObject, vt *virtualTable, exists func(string) bool) (external bool, err error) {
+func (dp *dumper) virtualRows(o *schemaObject, vt *virtualTable) (external bool, err error) {
 	shadows, err := dp.count(`SELECT count(*) FROM pragma_table_list WHERE schema = 'main' AND type = 'shadow' AND name LIKE ?1 ESCAPE '\'`,
 		wal.Param{Value: wal.Text(likeEscape(o.name) + `\_%`)})
 	if err != nil {
@@ -404,7 +440,7 @@ func (dp *dumper) virtualRows(o *schemaObject, vt *virtualTable, exists func(str
 	}
 	q := quoteIdent(o.name)
 	if vt.module == "fts5" {
-		if exists(o.name + "_config") {
+		if dp.exists(o.name + "_config") {
 			err := dp.each("SELECT k, v FROM "+quoteIdent(o.name+"_config")+" WHERE k <> 'version' ORDER BY k", func(vals []wal.Value) error {
 				dp.buf = append(dp.buf[:0], "INSERT INTO "...)
 				dp.buf = append(dp.buf, q...)
@@ -445,13 +481,13 @@ func (dp *dumper) virtualRows(o *schemaObject, vt *virtualTable, exists func(str
 }
 
 // internalRows writes the rows of sqlite_stat1 or sqlite_sequence that
-// where selects, with their rowids when withRowid.
-func (dp *dumper) internalRows(table string, names []string, where string, withRowid bool) error {
-	rowid := ""
-	if withRowid {
-		rowid = "rowid"
+// where selects; with their rowids in a whole dump (in a dump of some
+// tables they would collide with the rows the database loading it has).
+func (dp *dumper) internalRows(table string, names []string, where string) error {
+	if dp.whole {
+		return dp.rows(table, names, "rowid", true, where)
 	}
-	return dp.rows(table, names, rowid, withRowid, where)
+	return dp.rows(table, names, "", false, where)
 }
 
 // rows writes an INSERT for each row of table: the columns names, after

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/walship/walship/wal"
 )
@@ -62,8 +64,16 @@ func dumpOf(tb testing.TB, d *DB, tables ...string) (string, Position) {
 // loadWalship runs a dump on d the way a write request holding it runs
 // (POST /db/execute with the dump as text/plain, walship load): split,
 // its framing taken out (Frame), one request without foreign key checks,
-// committed as one entry.
+// committed as one entry. The text goes through JSON first, as walship
+// load sends it: JSON changes what is not UTF-8.
 func loadWalship(d *DB, text string) error {
+	js, err := json.Marshal(text)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(js, &text); err != nil {
+		return err
+	}
 	texts, err := Split(text)
 	if err != nil {
 		return err
@@ -362,6 +372,9 @@ func TestDumpGenerated(t *testing.T) {
 			text, pos := dumpOf(t, d)
 			if pos.Index != d.AppliedIndex() || pos.LogID != testLogID {
 				t.Fatalf("position %+v, the database is at %d", pos, d.AppliedIndex())
+			}
+			if !utf8.ValidString(text) || strings.IndexByte(text, 0) >= 0 {
+				t.Fatal("the dump is not UTF-8 text without NUL")
 			}
 			cli := mustLoadCLI(t, text)
 			mustEqualContent(t, "loaded by sqlite3", d, cli)
@@ -1073,8 +1086,8 @@ func TestDumpTables(t *testing.T) {
 			strings.Contains(text, "b_v") != contains(c.tables, "b") || strings.Contains(text, "sqlite_sequence") != (contains(c.tables, "a_1") || contains(c.tables, "b")) {
 			t.Errorf("%v: indexes, triggers, sqlite_sequence of other tables:\n%s", c.patterns, text)
 		}
-		if strings.Contains(text, "'ab'") != contains(c.tables, "ab") {
-			t.Errorf("%v: sqlite_stat1 of ab:\n%s", c.patterns, text)
+		if strings.Contains(text, "'ab'") != contains(c.tables, "ab") || strings.Contains(text, "'af_idx'") != contains(c.tables, "af") {
+			t.Errorf("%v: sqlite_stat1 of ab, of af's shadow tables:\n%s", c.patterns, text)
 		}
 		// Loaded, each dumped table holds what the original holds,
 		// sqlite_sequence included.
