@@ -30,13 +30,15 @@ var (
 // shell's .dump, and returns the position it is of. It reads in one read
 // transaction on a read connection, so the dump is of one applied index
 // while the writer goes on. The text is written row by row (through a
-// buffer): neither the dump nor a table is held in memory.
+// buffer): neither the dump nor a table is held in memory. ctx stops the
+// dump between rows or inside a query; a Write to w that blocks is its
+// owner's to end (a connection's deadline).
 //
 // tables, if not empty, are LIKE patterns (ESCAPE '\', as the shell's .dump
 // TABLE takes): only the tables and views whose names match are dumped,
-// with the indexes and triggers on them, and their rows of sqlite_sequence
-// and sqlite_stat1. ErrNoTable when nothing matches, before anything is
-// written.
+// with the indexes and triggers on them, and their rows (and their shadow
+// tables') of sqlite_sequence and sqlite_stat1. ErrNoTable when nothing
+// matches, before anything is written.
 //
 // The text:
 //
@@ -59,7 +61,8 @@ var (
 //     from it at the end; a contentless one is ErrNotDumpable. A virtual
 //     table without shadow tables (fts5vocab) holds no rows of its own.
 //   - sqlite_stat1 as the shell writes it (ANALYZE sqlite_schema, then its
-//     rows); sqlite_sequence as DELETE FROM sqlite_sequence and its rows.
+//     rows); sqlite_sequence as DELETE FROM sqlite_sequence and its rows,
+//     when a table dumped has AUTOINCREMENT (which makes it on a load).
 //     sqlite_stat4 is left out: sqlite3 builds without SQLITE_ENABLE_STAT4
 //     (Debian's) have no such table; ANALYZE computes it again.
 //   - Indexes, views, the rebuilds of external-content FTS5 tables, then
@@ -70,7 +73,7 @@ var (
 // Values keep their storage class and bits: integers in decimal; reals with
 // 17 significant digits, integral ones as N.0, -0.0 with its sign, ±Inf as
 // ±1e999, and those below 1e-250 in magnitude as a quotient by exact powers
-// of two (sqlite3 before 3.43 reads such literals a bit off); text as a
+// of two (sqlite3 3.40, Debian 12's, reads such literals a bit off); text as a
 // quoted literal, newlines and carriage returns written as the shell does
 // (replace('…\n…','\n',char(10))) so that a row is one line, and text that
 // holds a NUL or is not valid UTF-8 as CAST(X'…' AS TEXT) (a literal
@@ -441,19 +444,9 @@ func (dp *dumper) virtualRows(o *schemaObject, vt *virtualTable) (external bool,
 	q := quoteIdent(o.name)
 	if vt.module == "fts5" {
 		if dp.exists(o.name + "_config") {
-			err := dp.each("SELECT k, v FROM "+quoteIdent(o.name+"_config")+" WHERE k <> 'version' ORDER BY k", func(vals []wal.Value) error {
-				dp.buf = append(dp.buf[:0], "INSERT INTO "...)
-				dp.buf = append(dp.buf, q...)
-				dp.buf = append(dp.buf, '(')
-				dp.buf = append(dp.buf, q...)
-				dp.buf = append(dp.buf, ", rank) VALUES("...)
-				dp.buf = appendValue(dp.buf, vals[0])
-				dp.buf = append(dp.buf, ',')
-				dp.buf = appendValue(dp.buf, vals[1])
-				dp.buf = append(dp.buf, ");\n"...)
-				_, err := dp.w.Write(dp.buf)
-				return err
-			})
+			// INSERT INTO f(f, rank) VALUES('pgsz', 4072) sets one.
+			err := dp.inserts("INSERT INTO "+q+"("+q+", rank) VALUES(",
+				"SELECT k, v FROM "+quoteIdent(o.name+"_config")+" WHERE k <> 'version' ORDER BY k")
 			if err != nil {
 				return false, err
 			}
@@ -513,7 +506,13 @@ func (dp *dumper) rows(table string, names []string, rowid string, list bool, wh
 	if rowid != "" {
 		sql += " ORDER BY " + rowid
 	}
-	return dp.each(sql, func(vals []wal.Value) error {
+	return dp.inserts(prefix, sql)
+}
+
+// inserts writes prefix, then the values of a row of query, then ");" for
+// each row.
+func (dp *dumper) inserts(prefix, query string) error {
+	return dp.each(query, func(vals []wal.Value) error {
 		dp.buf = append(dp.buf[:0], prefix...)
 		for i, v := range vals {
 			if i > 0 {
@@ -614,8 +613,8 @@ func appendValue(b []byte, v wal.Value) []byte {
 	return append(b, "NULL"...)
 }
 
-// tinyReal bounds the reals written as a quotient: sqlite3 before 3.43
-// (Debian 12's 3.40) reads a literal below about 1e-291 a bit off, so they
+// tinyReal bounds the reals written as a quotient: sqlite3 3.40 (Debian
+// 12's) reads a literal below about 1e-291 a bit off, so they
 // are written as x/2^62/2^62/2^62/2^62, with x = f·2^248 a literal it
 // reads exactly, and divisions that are exact.
 const tinyReal = 1e-250
