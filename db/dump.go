@@ -298,11 +298,19 @@ func (dp *dumper) selectObjects(patterns []string) error {
 		}
 	}
 	for _, o := range dp.objs {
+		if o.kind != "shadow" {
+			continue
+		}
+		// A shadow table is named after its virtual table (the longest
+		// name that fits: f_g_data is f_g's, not f's).
+		owner := ""
 		for _, v := range dp.objs {
-			if o.kind == "shadow" && v.kind == "virtual" && dp.selected[strings.ToLower(v.name)] &&
-				strings.HasPrefix(strings.ToLower(o.name), strings.ToLower(v.name)+"_") {
-				dp.owned = append(dp.owned, o.name)
+			if v.kind == "virtual" && len(v.name) > len(owner) && strings.HasPrefix(strings.ToLower(o.name), strings.ToLower(v.name)+"_") {
+				owner = v.name
 			}
+		}
+		if owner != "" && dp.selected[strings.ToLower(owner)] {
+			dp.owned = append(dp.owned, o.name)
 		}
 	}
 	return nil

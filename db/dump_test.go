@@ -1069,21 +1069,21 @@ func TestDumpTables(t *testing.T) {
 		"CREATE TRIGGER a_1_t AFTER INSERT ON a_1 BEGIN SELECT 1; END",
 		"CREATE TRIGGER b_t AFTER INSERT ON b BEGIN SELECT 1; END",
 		"CREATE VIEW a_view AS SELECT * FROM b", "CREATE VIEW bv AS SELECT * FROM a_1",
-		"CREATE VIRTUAL TABLE af USING fts5(t)",
+		"CREATE VIRTUAL TABLE af USING fts5(t)", "CREATE VIRTUAL TABLE af_g USING fts5(t)",
 		"INSERT INTO a_1 (v) VALUES (1), (2), (3)", "DELETE FROM a_1 WHERE id = 3",
-		"INSERT INTO ab VALUES (1, 2)", "INSERT INTO b (v) VALUES ('b')", "INSERT INTO af (rowid, t) VALUES (5, 'hello')",
+		"INSERT INTO ab VALUES (1, 2)", "INSERT INTO b (v) VALUES ('b')", "INSERT INTO af (rowid, t) VALUES (5, 'hello')", "INSERT INTO af_g VALUES ('g')",
 		"ANALYZE")
 	cases := []struct {
 		patterns []string
 		tables   []string // the tables and views whose CREATE is in the dump
 	}{
-		{[]string{"a%"}, []string{"a_1", "ab", "a_view", "af"}},
+		{[]string{"a%"}, []string{"a_1", "ab", "a_view", "af", "af_g"}},
 		{[]string{`a\_%`}, []string{"a_1", "a_view"}},
 		{[]string{"A_1", "B"}, []string{"a_1", "b"}},
 		{[]string{"bv"}, []string{"bv"}},
 		{[]string{"af"}, []string{"af"}},
 	}
-	objects := []string{"a_1", "ab", "b", "a_view", "bv", "af"}
+	objects := []string{"a_1", "ab", "b", "a_view", "bv", "af", "af_g"}
 	for _, c := range cases {
 		text, _ := dumpOf(t, d, c.patterns...)
 		for _, o := range objects {
@@ -1096,7 +1096,8 @@ func TestDumpTables(t *testing.T) {
 			strings.Contains(text, "b_v") != contains(c.tables, "b") || strings.Contains(text, "sqlite_sequence") != (contains(c.tables, "a_1") || contains(c.tables, "b")) {
 			t.Errorf("%v: indexes, triggers, sqlite_sequence of other tables:\n%s", c.patterns, text)
 		}
-		if strings.Contains(text, "'ab'") != contains(c.tables, "ab") || strings.Contains(text, "'af_idx'") != contains(c.tables, "af") {
+		if strings.Contains(text, "'ab'") != contains(c.tables, "ab") || strings.Contains(text, "'af_idx'") != contains(c.tables, "af") ||
+			strings.Contains(text, "'af_g_idx'") != contains(c.tables, "af_g") {
 			t.Errorf("%v: sqlite_stat1 of ab, of af's shadow tables:\n%s", c.patterns, text)
 		}
 		// Loaded, each dumped table holds what the original holds,
