@@ -59,7 +59,7 @@ func statusOf(err error) int {
 	case errors.Is(err, ErrBadRequest), errors.Is(err, db.ErrParams), errors.Is(err, db.ErrIncomplete),
 		errors.Is(err, db.ErrRefused), errors.Is(err, db.ErrWriteInQuery), errors.Is(err, db.ErrMultiple):
 		return http.StatusBadRequest
-	case errors.Is(err, db.ErrNotDatabase):
+	case errors.Is(err, db.ErrNotDatabase), errors.Is(err, db.ErrNoTable), errors.Is(err, db.ErrNotDumpable):
 		return http.StatusBadRequest
 	case errors.Is(err, master.ErrLogConflict), errors.Is(err, wal.ErrOutOfRange):
 		return http.StatusConflict

@@ -122,6 +122,11 @@ func (s *Server) loadDump(w http.ResponseWriter, r *http.Request, p *rqParams, b
 		return
 	}
 	if len(plan.stmts) == 0 {
+		if len(plan.framed) > 0 { // the dump of an empty database
+			w.Header().Set(client.HeaderIndex, strconv.FormatUint(s.Master.DB().AppliedIndex(), 10))
+			writeRq(w, p, rqResponse{Results: plan.results(nil, shape, p.opts, true), Time: seconds(time.Since(start), p.opts.timings)})
+			return
+		}
 		s.writeError(w, r, fmt.Errorf("%w: the body holds no SQL statement", ErrBadRequest))
 		return
 	}

@@ -219,8 +219,10 @@ func Frame(stmts []string) Framing {
 	if last > first && frameBegin.MatchString(stmts[first]) && frameCommit.MatchString(stmts[last]) {
 		f.Txn, f.Skip[first], f.Skip[last] = true, true, true
 	}
-	if len(f.Skip) == len(stmts) {
-		return Framing{} // framing around nothing: no dump
+	if len(f.Skip) == len(stmts) && !(f.NoForeignKeys && f.Txn) {
+		// Framing around nothing is no dump, but for the whole framing
+		// .dump writes for an empty database.
+		return Framing{}
 	}
 	return f
 }

@@ -66,6 +66,16 @@ func TestBackupAndRestoreCommands(t *testing.T) {
 	if got := sqlite3(t, file, "PRAGMA integrity_check; SELECT count(*), max(v) FROM t"); got != "ok\n50|row 9" {
 		t.Fatalf("the backup holds %q", got)
 	}
+	// As SQL: plain sqlite3 reads it into the same rows.
+	dump := filepath.Join(t.TempDir(), "backup.sql")
+	if out, err := walship(t, "backup", "--sql", "--node", m.URL(), dump); err != nil || !strings.Contains(out, "SQL dump") {
+		t.Fatalf("walship backup --sql: %v\n%s", err, out)
+	}
+	fromDump := filepath.Join(t.TempDir(), "from-dump.sqlite")
+	sqlite3(t, fromDump, ".read "+dump)
+	if got, want := sqlite3(t, fromDump, "SELECT count(*), max(v), total(r), max(at) FROM t"), sqlite3(t, file, "SELECT count(*), max(v), total(r), max(at) FROM t"); got != want {
+		t.Fatalf("the dump loaded into sqlite3 holds %q, the backup %q", got, want)
+	}
 	if out, err := walship(t, "backup", "--node", s.URL(), file); err == nil || !strings.Contains(out, "exists") {
 		t.Fatalf("a backup over an existing file: %v\n%s", err, out)
 	}
