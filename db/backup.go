@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -222,4 +223,114 @@ func (d *DB) BackupFile(ctx context.Context, path string, opts BackupOptions) (P
 		return Position{}, fmt.Errorf("backup: %w", err)
 	}
 	return pos, nil
+}
+
+// Stream is a backup read page by page from a read transaction: the
+// database file as of one applied index, without a copy on disk. Open one
+// with StreamBackup, write it with WriteTo, and Close it.
+type Stream struct {
+	// Position is the point the backup holds; Size its length in bytes.
+	Position Position
+	Size     int64
+	// Pace, if set, is called every 256 pages; it may wait, to spread the
+	// work, and its error stops it.
+	Pace func(context.Context) error
+
+	rt *ReadTx
+}
+
+// StreamBackup begins a read transaction for a backup (waiting for a read
+// connection until ctx is done) and returns the backup it sees. The
+// writer goes on meanwhile (WAL mode), but the WAL cannot be checkpointed
+// past the transaction until Close.
+func (d *DB) StreamBackup(ctx context.Context) (*Stream, error) {
+	rt, err := d.ReadTx(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	pos, err := rt.Begin()
+	if err != nil {
+		_ = rt.Close()
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	var pages, size int64
+	err = rt.c.each(ctx, "SELECT (SELECT page_count FROM pragma_page_count), (SELECT page_size FROM pragma_page_size)", func(row []wal.Value) {
+		pages, size = row[0].Int, row[1].Int
+	})
+	if err != nil {
+		_ = rt.Close()
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	return &Stream{Position: pos, Size: pages * size, rt: rt}, nil
+}
+
+// WriteTo writes the database file to w: every page, in order, as the
+// read transaction sees it (SQLite's sqlite_dbpage), the header switched
+// to the rollback journal, so that the file is one that plain sqlite3
+// opens, even read-only. ctx stops it.
+func (s *Stream) WriteTo(ctx context.Context, w io.Writer) (int64, error) {
+	if s.rt == nil || s.rt.c == nil {
+		return 0, errors.New("backup: the stream is closed")
+	}
+	c := s.rt.c
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		c.canceled.Store(true)
+		c.interrupt()
+	})
+	defer func() {
+		if !stop() {
+			<-fired
+		}
+	}()
+	var n int64
+	var werr error
+	pages := 0
+	err := c.each(ctx, "SELECT data FROM sqlite_dbpage('main')", func(row []wal.Value) {
+		if werr != nil {
+			return
+		}
+		page := row[0].Blob
+		if pages == 0 && len(page) >= 100 {
+			page[18], page[19] = 1, 1 // the rollback journal: no -wal file needed
+		}
+		k, err := w.Write(page)
+		n += int64(k)
+		if err != nil {
+			werr = err
+			c.interrupt()
+			return
+		}
+		pages++
+		if s.Pace != nil && pages%256 == 0 {
+			if err := s.Pace(ctx); err != nil {
+				werr = err
+				c.interrupt()
+			}
+		}
+	})
+	if werr != nil {
+		return n, fmt.Errorf("backup: %w", werr)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return n, fmt.Errorf("backup: %w", ctx.Err())
+		}
+		return n, fmt.Errorf("backup: %w", err)
+	}
+	if n != s.Size {
+		return n, fmt.Errorf("backup: wrote %d bytes of %d", n, s.Size)
+	}
+	return n, nil
+}
+
+// Close ends the read transaction.
+func (s *Stream) Close() error {
+	if s.rt == nil {
+		return nil
+	}
+	err := s.rt.Close()
+	s.rt = nil
+	return err
 }
