@@ -209,3 +209,32 @@ func TestBackupSQLDump(t *testing.T) {
 		t.Fatalf("load the dump of an empty database %q: %d %s", body, status, out)
 	}
 }
+
+// A client that goes away in the middle of a backup ends it: the node's
+// read connection comes back (more cut backups than the node has read
+// connections, then a read and a whole backup are served).
+func TestBackupCut(t *testing.T) {
+	srv, mc := mustRunMasterConfig(t, master.Config{}, withSnapshots(t))
+	mustExec(t, mc, "CREATE TABLE t (b)")
+	for range 40 { // 20 MB: more than loopback's socket buffers hold
+		mustExec(t, mc, "INSERT INTO t VALUES (randomblob(500000))")
+	}
+	for range 6 {
+		resp, err := http.Get(srv.URL() + "/db/backup")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 10000)
+		if _, err := io.ReadFull(resp.Body, buf); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close() // cut
+	}
+	if got := dump(t, mc, "SELECT count(*) FROM t"); !strings.Contains(got, "[40]") {
+		t.Fatalf("a read after cut backups: %s", got)
+	}
+	status, h, body := do(t, http.MethodGet, srv.URL()+"/db/backup", nil)
+	if status != 200 || h.Get("Content-Length") != strconv.Itoa(len(body)) || len(body) < 20_000_000 {
+		t.Fatalf("a whole backup after cut ones: %d, %d bytes, %v", status, len(body), h)
+	}
+}
