@@ -35,7 +35,7 @@ var ErrNoCheck = errors.New("no such check")
 // keptChecks is how many ended checks the master keeps for WaitVerified.
 const keptChecks = 16
 
-// verifier is the master's verification state. The writer alone uses
+// verifier is the master's verification state. The writer alone writes
 // lastMarker; the fields under mu are shared.
 type verifier struct {
 	// due wakes the verifier goroutine for a marker that fell due (the
@@ -48,8 +48,12 @@ type verifier struct {
 	// busy is set while a check runs, from its marker's request to its
 	// result.
 	busy atomic.Bool
-	// lastMarker is the index from which the next marker is counted.
-	lastMarker uint64
+	// pending is set when a marker fell due while busy: it runs once the
+	// verifier is free.
+	pending atomic.Bool
+	// lastMarker is the index from which the next marker is counted:
+	// written by the writer, read by the verifier too.
+	lastMarker atomic.Uint64
 	// hashHook, if set (tests), runs after a marker is appended, before
 	// its content is hashed.
 	hashHook func(marker uint64)
@@ -84,7 +88,7 @@ func (v *verifier) init(last uint64) {
 	v.asks = make(chan chan askAnswer)
 	v.toWriter = make(chan *checkAppend)
 	v.changed = make(chan struct{})
-	v.lastMarker = last
+	v.lastMarker.Store(last)
 }
 
 // Verify asks for a check of the content now: a marker is appended as
@@ -153,18 +157,22 @@ func (m *Master) Verification() db.Verification {
 func (m *Master) markerDue() {
 	every := m.cfg.VerifyEvery
 	last := m.log.LastIndex()
-	if every == 0 || last < m.v.lastMarker+every {
+	if every == 0 || last < m.v.lastMarker.Load()+every {
 		return
 	}
-	m.v.lastMarker = last
 	if m.v.busy.Load() {
-		m.cfg.Logger.Debug("verification: a marker is due, but a check still runs; skipped", "index", last)
-		m.v.mu.Lock()
-		m.v.status.Record(db.CheckResult{Index: last, Outcome: db.CheckSkipped, Time: m.cfg.Now(),
-			Err: "a check was still running"})
-		m.v.mu.Unlock()
+		// The verifier runs one check at a time, and rests after one:
+		// it takes this marker once it is free.
+		if !m.v.pending.Swap(true) {
+			m.cfg.Logger.Debug("verification: a marker is due, but a check still runs or the verifier rests; it follows", "index", last)
+			m.v.mu.Lock()
+			m.v.status.Record(db.CheckResult{Index: last, Outcome: db.CheckSkipped, Time: m.cfg.Now(),
+				Err: "a check was still running"})
+			m.v.mu.Unlock()
+		}
 		return
 	}
+	m.v.lastMarker.Store(last)
 	select {
 	case m.v.due <- struct{}{}:
 	default:
@@ -203,7 +211,7 @@ func (m *Master) appendCheck(a *checkAppend) {
 		return
 	}
 	if a.check.IsMarker() {
-		m.v.lastMarker = index
+		m.v.lastMarker.Store(index)
 	}
 	var perr error
 	if a.rt != nil {
@@ -223,16 +231,18 @@ func (m *Master) appendCheck(a *checkAppend) {
 // verifyLoop is the verifier goroutine: it runs one check at a time, when
 // a marker falls due or is asked for, until the master stops.
 func (m *Master) verifyLoop() {
+	var asked []chan askAnswer // asked for while the verifier rested
 	for {
-		var asked []chan askAnswer
-		select {
-		case <-m.ctx.Done():
-			return
-		case <-m.done:
-			return
-		case <-m.v.due:
-		case ch := <-m.v.asks:
-			asked = append(asked, ch)
+		if len(asked) == 0 {
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-m.done:
+				return
+			case <-m.v.due:
+			case ch := <-m.v.asks:
+				asked = append(asked, ch)
+			}
 		}
 		m.v.busy.Store(true)
 		// Every request that came meanwhile gets the same marker.
@@ -245,14 +255,41 @@ func (m *Master) verifyLoop() {
 				break more
 			}
 		}
+		started := time.Now()
 		m.runCheck(asked)
-		// A marker that fell due just before the check began is stale
-		// now: the next is counted from this check's marker.
+		asked = nil
+		// Automatic checks take at most a quarter of the time: after one,
+		// the verifier rests three times as long as it took (markers due
+		// meanwhile are skipped), so that with a large database and many
+		// writes they do not run back to back. An asked-for check runs at
+		// once.
+		rest := time.NewTimer(3 * time.Since(started))
+		select {
+		case <-m.ctx.Done():
+			rest.Stop()
+			return
+		case <-m.done:
+			rest.Stop()
+			return
+		case <-rest.C:
+		case ch := <-m.v.asks:
+			rest.Stop()
+			asked = append(asked, ch)
+		}
+		// A marker signalled before now is stale; one that fell due while
+		// the verifier was busy runs now.
 		select {
 		case <-m.v.due:
 		default:
 		}
 		m.v.busy.Store(false)
+		// Counted from the marker of the check just done.
+		if m.v.pending.Swap(false) && m.cfg.VerifyEvery > 0 && m.log.LastIndex() >= m.v.lastMarker.Load()+m.cfg.VerifyEvery {
+			select {
+			case m.v.due <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
