@@ -293,6 +293,10 @@ func (m *Master) verifyLoop() {
 	}
 }
 
+// VerifyBusy reports whether a replica check runs, or is due and waits
+// for the verifier's rest to end.
+func (m *Master) VerifyBusy() bool { return m.v.busy.Load() || m.v.pending.Load() }
+
 // runCheck runs one check: marker, hash, result. It answers the on-demand
 // requests once the marker is appended.
 func (m *Master) runCheck(asked []chan askAnswer) {
