@@ -95,6 +95,25 @@ func TestBackupAndRestoreCommands(t *testing.T) {
 	if n := m.Count("SELECT count(*) FROM t"); n != 0 {
 		t.Fatalf("a refused restore changed the database: %d rows", n)
 	}
+	// A value changed in the file (SQLite's check cannot see it) is found
+	// by the checksum walship backup wrote beside it.
+	tampered := filepath.Join(t.TempDir(), "tampered.sqlite")
+	sum, err := os.ReadFile(file + ".sha256")
+	if err != nil || !strings.HasSuffix(string(sum), "  backup.sqlite\n") {
+		t.Fatalf("backup.sqlite.sha256: %q %v", sum, err)
+	}
+	if err := os.WriteFile(tampered+".sha256", []byte(strings.Replace(string(sum), "backup.sqlite", "tampered.sqlite", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tampered, bytes.Replace(b, []byte("row 9"), []byte("row X"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := sqlite3(t, tampered, "PRAGMA integrity_check"); got != "ok" {
+		t.Fatalf("the tampered copy fails SQLite's check (%s): the test wants a change only a checksum sees", got)
+	}
+	if out, err := walship(t, "restore", "--node", m.URL(), tampered); err == nil || !strings.Contains(out, "tampered.sqlite does not match its checksum") {
+		t.Fatalf("a tampered backup: %v\n%s", err, out)
+	}
 	out, err = walship(t, "restore", "--node", m.URL(), file)
 	if err != nil || !strings.Contains(out, "at log index 53") {
 		t.Fatalf("walship restore: %v\n%s", err, out)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -83,7 +84,8 @@ func backupTo(ctx context.Context, c *client.Client, opts client.BackupOptions, 
 		return fmt.Errorf("%s exists: choose a new name (a backup never overwrites a file)", file)
 	}
 	tmp := file + ".part"
-	n, err := writeFileSynced(tmp, pr.reader(b.Body))
+	sum := sha256.New()
+	n, err := writeFileSynced(tmp, io.TeeReader(pr.reader(b.Body), sum))
 	pr.end()
 	if err != nil {
 		_ = os.Remove(tmp)
@@ -99,6 +101,13 @@ func backupTo(ctx context.Context, c *client.Client, opts client.BackupOptions, 
 			return fmt.Errorf("backup: the file received is damaged: %w", err)
 		}
 	}
+	// Its checksum beside it, in sha256sum's format: restore checks it,
+	// and so does 'sha256sum -c'.
+	line := fmt.Sprintf("%x  %s\n", sum.Sum(nil), filepath.Base(file))
+	if err := os.WriteFile(file+sumSuffix, []byte(line), 0o644); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("backup: %w", err)
+	}
 	if err := os.Rename(tmp, file); err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("backup: %w", err)
@@ -110,6 +119,39 @@ func backupTo(ctx context.Context, c *client.Client, opts client.BackupOptions, 
 	fmt.Fprintf(out, "backup of %s at log index %d (log %s): %s, %s %s in %s\n", c.URL, b.Index, b.LogID, file,
 		humanize.IBytes(uint64(n)), kind, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// sumSuffix names the checksum file walship backup writes beside a backup.
+const sumSuffix = ".sha256"
+
+// checkSum checks file against the SHA-256 in file.sha256, when there is
+// one; it reports whether there was.
+func checkSum(file string) (bool, error) {
+	want, err := os.ReadFile(file + sumSuffix)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	fields := strings.Fields(string(want))
+	if len(fields) < 1 || len(fields[0]) != 64 {
+		return true, fmt.Errorf("%s%s is not a SHA-256 checksum file", file, sumSuffix)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return true, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return true, err
+	}
+	if got := fmt.Sprintf("%x", h.Sum(nil)); got != strings.ToLower(fields[0]) {
+		return true, fmt.Errorf("%s does not match its checksum (%s%s): it was changed or damaged since the backup (SHA-256 %s, expected %s)",
+			file, file, sumSuffix, got, fields[0])
+	}
+	return true, nil
 }
 
 // writeFileSynced writes r to a new file at path and fsyncs it.

@@ -46,6 +46,11 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // restoreFrom sends file to c's node's POST /db/load, reporting on out and
 // the progress on progress.
 func restoreFrom(ctx context.Context, c *client.Client, file string, out, progress io.Writer) error {
+	if had, err := checkSum(file); err != nil {
+		return err
+	} else if !had {
+		fmt.Fprintf(progress, "restore: %s has no %s beside it: checked by SQLite's integrity check only\n", file, file+sumSuffix)
+	}
 	path, cleanup, err := gunzipped(file)
 	if err != nil {
 		return err
