@@ -273,17 +273,7 @@ func (s *Stream) WriteTo(ctx context.Context, w io.Writer) (int64, error) {
 		return 0, errors.New("backup: the stream is closed")
 	}
 	c := s.rt.c
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(fired)
-		c.canceled.Store(true)
-		c.interrupt()
-	})
-	defer func() {
-		if !stop() {
-			<-fired
-		}
-	}()
+	defer c.cancelOn(ctx)()
 	var n int64
 	var werr error
 	pages := 0

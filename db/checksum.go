@@ -169,17 +169,7 @@ func (rt *ReadTx) Checksum(ctx context.Context) (Checksum, error) {
 	c := rt.c
 	// As Query does: the progress handler stops a statement once ctx
 	// ends, and the connection goes back only after that.
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(fired)
-		c.canceled.Store(true)
-		c.interrupt()
-	})
-	defer func() {
-		if !stop() {
-			<-fired
-		}
-	}()
+	defer c.cancelOn(ctx)()
 	c.pace = rt.Pace
 	sum, err := c.checksum(ctx)
 	c.pace = nil

@@ -420,17 +420,7 @@ func (d *DB) Query(ctx context.Context, stmts []wal.Statement) ([]Result, error)
 	// statement starts. The reader goes back to the pool only once the
 	// cancellation is over, so that it cannot reach a later query.
 	c.canceled.Store(false)
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(fired)
-		c.canceled.Store(true)
-		c.interrupt()
-	})
-	defer func() {
-		if !stop() {
-			<-fired
-		}
-	}()
+	defer c.cancelOn(ctx)()
 	out := make([]Result, 0, len(stmts))
 	for _, st := range stmts {
 		if ctx.Err() != nil {

@@ -93,16 +93,9 @@ func (d *DB) Dump(ctx context.Context, w io.Writer, tables []string) (Position, 
 	// As in Query: ctx stops the running statement, and the reader goes
 	// back to the pool only once that is over.
 	c.canceled.Store(false)
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(fired)
-		c.canceled.Store(true)
-		c.interrupt()
-	})
+	stop := c.cancelOn(ctx)
 	defer func() {
-		if !stop() {
-			<-fired
-		}
+		stop()
 		c.canceled.Store(false)
 		c.auth.reset(policyInternal)
 		if err := c.exec("COMMIT"); err != nil || c.inTxn() {

@@ -592,6 +592,25 @@ func (c *conn) inTxn() bool { return sqlite3.Xsqlite3_get_autocommit(c.tls, c.db
 // the one method that may be called from another goroutine.
 func (c *conn) interrupt() { sqlite3.Xsqlite3_interrupt(c.tls, c.db) }
 
+// cancelOn makes c's statements fail once ctx ends (the progress handler,
+// watchCancel, sees the mark; sqlite3_interrupt alone is lost when it
+// comes before a statement starts). The returned stop waits for a
+// cancellation in progress, so that c can go back to its pool only once
+// it cannot reach a later statement.
+func (c *conn) cancelOn(ctx context.Context) (stop func()) {
+	fired := make(chan struct{})
+	after := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		c.canceled.Store(true)
+		c.interrupt()
+	})
+	return func() {
+		if !after() {
+			<-fired
+		}
+	}
+}
+
 // watchCancel makes the statements of c fail with SQLITE_INTERRUPT, within
 // a thousand virtual machine steps, once c.canceled is set.
 func (c *conn) watchCancel() {
