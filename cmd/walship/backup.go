@@ -27,8 +27,10 @@ writing: a SQLite file that plain sqlite3 opens (its _walship table says the
 log index it holds), or with --sql a SQL dump that 'walship restore' or
 'walship load' or sqlite3 reads. Any node serves one: a slave's backup is at
 the index it applied, and spares the master the work. The file is checked
-(SQLite's integrity_check) before it takes its name; a progress line shows
-the bytes received. FILE "-" writes to standard output.`
+(SQLite's integrity_check) before it takes its name, and its SHA-256 is
+written beside it to FILE.sha256 (sha256sum -c reads it; walship restore
+checks it); a progress line shows the bytes received. FILE "-" writes to
+standard output.`
 
 // runBackup runs 'walship backup'.
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {

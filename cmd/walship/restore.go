@@ -17,15 +17,18 @@ import (
 )
 
 const restoreSynopsis = `walship restore [--node URL] FILE
+       walship restore --archive DIR (--to-index N | --to-time T) --data NEWDIR (its help: walship restore --archive DIR --help)
 
-Replaces the cluster's database with FILE, a backup: a SQLite file (from
+Replaces the cluster's database with FILE, a backup. A SQLite file (from
 'walship backup', sqlite3, or any SQLite database; gzipped is fine) is
-checked here, sent to the master and installed there as one operation: the
-cluster starts a new history at the next log index, and every slave
-bootstraps to it. A SQL dump is run on the master as one transaction, added
-to what the database holds (as rqlite's /db/load does); a dump larger than
-a request is refused: 'walship load FILE' sends it in chunks. Only the
-master restores: a slave's URL is answered with the master's.`
+checked here (against FILE.sha256 when walship backup wrote one, and by
+SQLite's integrity check), sent to the master and installed there as one
+operation: the cluster starts a new history at the next log index, and
+every slave bootstraps to it. A SQL dump is run on the master as one
+transaction, added to what the database holds (as rqlite's /db/load does);
+a dump larger than a request is refused: 'walship load FILE' sends it in
+chunks. Only the master restores: a slave's URL is answered with the
+master's.`
 
 // runRestore runs 'walship restore'.
 func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
