@@ -26,8 +26,10 @@ entry whose time is at most T (entries are read in order up to the first one
 after T). It starts from the archive's nearest snapshot at or before that
 point and applies the archived entries after it, with their pinned time and
 seed, so the database is the one the master had there. Every file it uses
-is checked against its SHA-256 first. The result is NEWDIR/db.sqlite; its
-_walship row says the archived history's log_id and the index.
+is checked against its SHA-256 first. The result is NEWDIR/db.sqlite, the
+start of a new history (a new log_id, recorded with the one it was restored
+from): 'walship master --data NEWDIR' starts on it and its log goes on from
+the index after.
 
 NEWDIR must be empty (or new) unless --force, which replaces its database
 and removes its log and snapshots once the restored database is whole.
