@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/walship/walship/api/client"
+	"github.com/walship/walship/auth"
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/master"
 	"github.com/walship/walship/slave"
@@ -50,7 +51,9 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case diskFull(err):
 		return http.StatusInsufficientStorage
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return http.StatusUnauthorized
+	case errors.Is(err, ErrForbidden), errors.Is(err, auth.ErrForbidden):
 		return http.StatusForbidden
 	case errors.Is(err, ErrNotMaster), errors.Is(err, ErrNoSnapshots), errors.Is(err, master.ErrNoCheck):
 		return http.StatusNotFound

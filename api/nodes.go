@@ -48,7 +48,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			checked[i] = s.checkNode(r.Context(), sl.ID, sl.URL, timeout)
+			checked[i] = s.checkNode(r.Context(), sl.ID, sl.URL, timeout, r.Header.Get("Authorization"))
 		}()
 	}
 	wg.Wait()
@@ -65,14 +65,18 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, byID)
 }
 
-// checkNode asks a slave whether it serves.
-func (s *Server) checkNode(ctx context.Context, id, apiURL string, timeout time.Duration) client.Node {
+// checkNode asks a slave whether it serves, with the credentials of the
+// request that asked (authorization).
+func (s *Server) checkNode(ctx context.Context, id, apiURL string, timeout time.Duration, authorization string) client.Node {
 	n := client.Node{ID: id, APIAddr: apiURL, Addr: hostOf(apiURL), Role: "slave"}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, apiURL+"/readyz?noleader", nil)
 	if err == nil {
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
 		var resp *http.Response
 		if resp, err = s.fwd.Do(req); err == nil {
 			resp.Body.Close()

@@ -38,6 +38,7 @@ type writeQueue struct {
 type queued struct {
 	seq   int64
 	elems []json.RawMessage // the request's elements, as sent
+	auth  string            // its Authorization header: a slave sends it on
 	done  chan struct{}     // closed once written
 }
 
@@ -62,18 +63,28 @@ func (q *writeQueue) stop() {
 }
 
 func (q *writeQueue) run(ctx context.Context) {
+	var held *queued // of other credentials than the batch before it
 	for {
 		var batch []*queued
-		select {
-		case <-ctx.Done():
-			return
-		case it := <-q.items:
-			batch = append(batch, it)
+		if held != nil {
+			batch, held = append(batch, held), nil
+		} else {
+			select {
+			case <-ctx.Done():
+				return
+			case it := <-q.items:
+				batch = append(batch, it)
+			}
 		}
+		// One batch, one client's credentials: the master checks them.
 	more:
 		for len(batch) < queueBatch {
 			select {
 			case it := <-q.items:
+				if it.auth != batch[0].auth {
+					held = it
+					break more
+				}
 				batch = append(batch, it)
 			default:
 				break more
@@ -84,7 +95,7 @@ func (q *writeQueue) run(ctx context.Context) {
 			elems = append(elems, it.elems...)
 		}
 		for attempt := 0; ; attempt++ {
-			err := q.write(ctx, elems)
+			err := q.write(ctx, elems, batch[0].auth)
 			if err == nil {
 				break
 			}
@@ -107,7 +118,7 @@ func (q *writeQueue) run(ctx context.Context) {
 // write runs elements as one write request (without a transaction) on the
 // master, or sends them to it from a slave. Statements that fail are only
 // logged, as rqlite does; an error means nothing was written.
-func (q *writeQueue) write(ctx context.Context, elems []json.RawMessage) error {
+func (q *writeQueue) write(ctx context.Context, elems []json.RawMessage, authorization string) error {
 	if len(elems) == 0 {
 		return nil
 	}
@@ -121,6 +132,9 @@ func (q *writeQueue) write(ctx context.Context, elems []json.RawMessage) error {
 			return err
 		}
 		req.Header.Set("Content-Type", "application/json")
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
 		resp, err := q.s.fwd.Do(req)
 		if err != nil {
 			return err
@@ -172,7 +186,7 @@ func (s *Server) handleQueue(w http.ResponseWriter, r *http.Request, p *rqParams
 		s.writeRqError(w, r, badRequest("no statements"))
 		return
 	}
-	it := &queued{seq: s.queue.nextSeq.Add(1), elems: elems, done: make(chan struct{})}
+	it := &queued{seq: s.queue.nextSeq.Add(1), elems: elems, auth: r.Header.Get("Authorization"), done: make(chan struct{})}
 	select {
 	case s.queue.items <- it:
 	case <-r.Context().Done():

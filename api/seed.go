@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/walship/walship/api/client"
+	"github.com/walship/walship/auth"
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/wal"
 )
@@ -35,6 +36,14 @@ func (s *Server) registerSeedRoutes(r *mux.Router) {
 func (s *Server) handleSeed(w http.ResponseWriter, r *http.Request) {
 	req, stmts, noFK, err := s.parseSeed(w, r)
 	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	perm := auth.PermExecute
+	if req.Command == "query" {
+		perm = auth.PermQuery
+	}
+	if err := s.authorize(r, perm); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -253,7 +262,8 @@ func (s *Server) forwardExec(r *http.Request, req *client.SeedRequest, stmts []w
 				Msg: fmt.Sprintf("schema statements (CREATE, ALTER, DROP …) are taken only by the master: send them to %s", s.Slave.MasterURL())}
 		}
 	}
-	resp, err := s.Slave.Forward(r.Context(), *req)
+	// The master checks the client's credentials, not the slave's.
+	resp, err := s.Slave.Forward(client.WithAuthorization(r.Context(), r.Header.Get("Authorization")), *req)
 	if err != nil {
 		var se *client.StatusError
 		if errors.As(err, &se) || r.Context().Err() != nil {

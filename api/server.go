@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/walship/walship/api/client"
+	"github.com/walship/walship/auth"
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/master"
 	"github.com/walship/walship/repeatlog"
@@ -62,6 +63,9 @@ type Server struct {
 	// Metrics are served at /metrics. Nil means new ones, without the
 	// master's or slave's observations.
 	Metrics *Metrics
+	// Auth, if set, is the credentials file every request is checked
+	// against (auth.go); nil leaves the node open.
+	Auth *auth.File
 	// Snapshots keeps the node's snapshots, served at /db/snapshot. Nil
 	// means the node serves none (404).
 	Snapshots *snapshot.Store
@@ -74,6 +78,8 @@ type Server struct {
 	queue  *writeQueue
 	// failures rate-limits the log lines of failed requests.
 	failures repeatlog.Logger
+	// authCache remembers credentials that authenticated.
+	authCache authCache
 }
 
 // Version is walship's version, sent as X-RQLITE-VERSION (rqlite's clients
@@ -136,7 +142,7 @@ func (s *Server) Open() error {
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method " + r.Method + " not allowed on " + r.URL.Path})
 	})
 	s.srv = &http.Server{
-		Handler:           rqliteHeaders(r),
+		Handler:           rqliteHeaders(s.withAuth(r)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       s.ReadTimeout,
 		WriteTimeout:      120 * time.Second,

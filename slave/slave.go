@@ -48,6 +48,10 @@ type Config struct {
 	CheckCPU float64
 	// URL is the slave's advertised URL.
 	URL string
+	// MasterUser and MasterPassword, if MasterUser is set, are the
+	// slave's own credentials at the master (its feed and snapshots need
+	// the replicate permission). Writes it forwards carry their client's.
+	MasterUser, MasterPassword string
 	// MasterURL is the master's base URL.
 	MasterURL string
 	// Wait is how long one feed request may wait for new entries. Zero
@@ -152,7 +156,11 @@ func Open(database *db.DB, cfg Config) (*Slave, error) {
 	tr.ResponseHeaderTimeout = cfg.Wait + 2*time.Second
 	c.HTTP = &http.Client{Timeout: cfg.Wait + 30*time.Second, Transport: tr}
 	fwd := client.New(cfg.MasterURL)
-	s := &Slave{cfg: cfg, db: database, master: c, forward: fwd, snapshots: snapshotClient(cfg.MasterURL),
+	snaps := snapshotClient(cfg.MasterURL)
+	for _, cl := range []*client.Client{c, snaps} {
+		cl.User, cl.Password = cfg.MasterUser, cfg.MasterPassword
+	}
+	s := &Slave{cfg: cfg, db: database, master: c, forward: fwd, snapshots: snaps,
 		state: client.StateDisconnected, applied: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
@@ -424,7 +432,9 @@ func (s *Slave) WaitApplied(ctx context.Context, index uint64) bool {
 
 // Forward sends a write to the master and waits until the slave applied it
 // (read-your-writes). A write the master committed is never answered with an
-// error: when the wait runs out, the answer says Pending.
+// error: when the wait runs out, the answer says Pending. It carries the
+// credentials ctx names (client.WithAuthorization), the client's: none
+// when it has none.
 func (s *Slave) Forward(ctx context.Context, req client.SeedRequest) (*client.SeedResponse, error) {
 	resp, err := s.forward.Seed(ctx, req)
 	if err != nil {

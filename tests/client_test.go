@@ -22,10 +22,10 @@ import (
 // stopped (SIGSTOP) node.
 var httpClient = &http.Client{
 	Timeout: 30 * time.Second,
-	Transport: &http.Transport{
+	Transport: credTransport{&http.Transport{
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     30 * time.Second,
-	},
+	}},
 }
 
 // Request is the body of POST /.

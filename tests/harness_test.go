@@ -55,6 +55,9 @@ type Node struct {
 	Master    *Node    // the master a slave follows (directly or through a proxy)
 	Env       []string // added to the test process's environment, e.g. TZ=UTC
 	Args      []string // extra command-line arguments
+	// User and Password, if User is set, are sent by the harness's own
+	// requests to the node (WithCredentials): a node with --auth.
+	User, Password string
 
 	t       testing.TB
 	name    string // "master", "slave-1"
@@ -83,6 +86,31 @@ func WithEnv(key, value string) Option {
 // WithArgs adds command-line arguments to the node's.
 func WithArgs(args ...string) Option {
 	return func(n *Node) { n.Args = append(n.Args, args...) }
+}
+
+// WithCredentials makes the harness's requests to the node carry user and
+// password (a node started with --auth).
+func WithCredentials(user, password string) Option {
+	return func(n *Node) { n.User, n.Password = user, password }
+}
+
+// nodeCreds holds, by host:port, the credentials the harness sends to a
+// node (credTransport).
+var nodeCreds sync.Map
+
+// credTransport adds a node's credentials (WithCredentials) to a request
+// that carries none.
+type credTransport struct{ base http.RoundTripper }
+
+func (t credTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Header.Get("Authorization") == "" {
+		if c, ok := nodeCreds.Load(req.URL.Host); ok {
+			req = req.Clone(req.Context())
+			cr := c.([2]string)
+			req.SetBasicAuth(cr[0], cr[1])
+		}
+	}
+	return t.base.RoundTrip(req)
 }
 
 // WithDataDir runs the node on dir instead of a fresh directory.
@@ -258,6 +286,9 @@ func (n *Node) start() error {
 		return err
 	}
 	defer out.Close() // the child holds its own descriptor
+	if n.User != "" {
+		nodeCreds.Store(n.Addr, [2]string{n.User, n.Password})
+	}
 	n.starts++
 	fmt.Fprintf(out, "----- start %d of %s at %s: walship %s (env %s)\n",
 		n.starts, n.name, time.Now().Format(time.RFC3339Nano), strings.Join(n.args(), " "), strings.Join(n.Env, " "))
@@ -291,7 +322,7 @@ func (n *Node) start() error {
 // timeout runs out.
 func (n *Node) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: time.Second}
+	client := &http.Client{Timeout: time.Second, Transport: credTransport{http.DefaultTransport}}
 	last := "no answer"
 	for {
 		if n.Exited() {

@@ -51,7 +51,7 @@ func (c *Client) Backup(ctx context.Context, opts BackupOptions) (*BackupBody, e
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.http().Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func (c *Client) Load(ctx context.Context, body io.Reader, size int64) (*LoadRes
 	}
 	req.ContentLength = size
 	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := c.http().Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return nil, err
 	}

@@ -27,11 +27,46 @@ type Client struct {
 	URL string
 	// HTTP is the HTTP client; nil means a client with a 30s timeout.
 	HTTP *http.Client
+	// User and Password, if User is set, go with every request (HTTP
+	// basic auth), unless its context carries other credentials
+	// (WithAuthorization).
+	User, Password string
 }
 
-// New returns a Client for the node at baseURL.
+// New returns a Client for the node at baseURL. Credentials in the URL
+// (http://user:pass@host, as gorqlite takes them) become User and
+// Password and leave the URL.
 func New(baseURL string) *Client {
-	return &Client{URL: strings.TrimRight(baseURL, "/"), HTTP: &http.Client{Timeout: 30 * time.Second, Transport: NewTransport()}}
+	c := &Client{URL: strings.TrimRight(baseURL, "/"), HTTP: &http.Client{Timeout: 30 * time.Second, Transport: NewTransport()}}
+	if u, err := url.Parse(c.URL); err == nil && u.User != nil {
+		c.User = u.User.Username()
+		c.Password, _ = u.User.Password()
+		u.User = nil
+		c.URL = u.String()
+	}
+	return c
+}
+
+type authKey struct{}
+
+// WithAuthorization returns a context whose requests carry header as their
+// Authorization instead of the client's own credentials: a slave that
+// forwards a client's request sends the client's credentials, which the
+// master checks. An empty header sends none.
+func WithAuthorization(ctx context.Context, header string) context.Context {
+	return context.WithValue(ctx, authKey{}, header)
+}
+
+// send sends req with the credentials that go with it.
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	if h, ok := req.Context().Value(authKey{}).(string); ok {
+		if h != "" {
+			req.Header.Set("Authorization", h)
+		}
+	} else if c.User != "" {
+		req.SetBasicAuth(c.User, c.Password)
+	}
+	return c.http().Do(req)
 }
 
 // NewTransport returns an HTTP transport that keeps enough idle connections
@@ -131,7 +166,7 @@ func (c *Client) Entries(ctx context.Context, req FeedRequest) (*FeedResult, err
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.http().Do(hreq)
+	resp, err := c.send(hreq)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +240,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ou
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.http().Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return err
 	}

@@ -126,7 +126,7 @@ func (c *Client) db(ctx context.Context, path string, opts DBOptions, stmts []St
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http().Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return nil, err
 	}

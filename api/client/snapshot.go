@@ -36,7 +36,7 @@ func (c *Client) Snapshot(ctx context.Context, offset int64, etag string) (*Snap
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
 		req.Header.Set("If-Range", etag)
 	}
-	resp, err := c.http().Do(req)
+	resp, err := c.send(req)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/walship/walship/api"
 	"github.com/walship/walship/archive"
+	"github.com/walship/walship/auth"
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/master"
 	"github.com/walship/walship/slave"
@@ -34,13 +35,20 @@ const DefaultJoinFromSnapshot = 100_000
 
 // NodeConfig is what a node needs to start.
 type NodeConfig struct {
-	Role      string // "master" or "slave"
-	ID        string
-	Addr      string
-	Advertise string
-	Data      string
-	MasterURL string // slaves
-	Logger    *slog.Logger
+	// AuthFile is the credentials file (rqlite's JSON format, bcrypt or
+	// plain passwords) every request is checked against; re-read on
+	// SIGHUP. Empty: the node is open to anyone who reaches it.
+	AuthFile string
+	// MasterUser and MasterPassword are a slave's credentials at its
+	// master (the replicate permission).
+	MasterUser, MasterPassword string
+	Role                       string // "master" or "slave"
+	ID                         string
+	Addr                       string
+	Advertise                  string
+	Data                       string
+	MasterURL                  string // slaves
+	Logger                     *slog.Logger
 	// WriteTimeout bounds one write statement on the master (0: 5s, <0: none).
 	WriteTimeout time.Duration
 	// QueryTimeout bounds one read (0: 5s, <0: none).
@@ -162,6 +170,8 @@ type Node struct {
 	slave  *slave.Slave
 	server *api.Server
 	pprof  *http.Server
+	// stopAuth stops the reloads of the credentials file on SIGHUP.
+	stopAuth context.CancelFunc
 }
 
 // StartNode opens a node's data directory and starts serving.
@@ -191,8 +201,20 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	if snapshots.CPUShare == 0 {
 		snapshots.CPUShare = DefaultSnapshotCPU
 	}
+	var creds *auth.File
+	if cfg.AuthFile != "" {
+		if creds, err = auth.OpenFile(cfg.AuthFile, logger); err != nil {
+			return nil, fmt.Errorf("--auth: %w", err)
+		}
+		var actx context.Context
+		actx, n.stopAuth = context.WithCancel(context.Background())
+		creds.WatchSIGHUP(actx)
+	} else if !loopback(cfg.Addr) {
+		logger.Warn("no --auth: this node is open to anyone who can reach "+cfg.Addr+": every read and write, the replication feed, backups and loads; give it a credentials file (SECURITY.md)",
+			"addr", cfg.Addr)
+	}
 	metrics := api.NewMetrics()
-	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger, Metrics: metrics,
+	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger, Metrics: metrics, Auth: creds,
 		QueryTimeout: cfg.QueryTimeout, Snapshots: snapshots}
 	if cfg.Role == "master" {
 		n.log, err = wal.Open(filepath.Join(cfg.Data, "log.db"), wal.Options{SegmentBytes: cfg.segmentBytes()})
@@ -231,7 +253,8 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 		}
 		n.server.Advertise = advertise
 		n.slave, err = slave.Open(n.db, slave.Config{ID: cfg.ID, URL: advertise, MasterURL: cfg.MasterURL, Logger: logger,
-			OnApply: metrics.ObserveApply, JoinFromSnapshot: cfg.JoinFromSnapshot, CheckCPU: snapshots.CPUShare})
+			OnApply: metrics.ObserveApply, JoinFromSnapshot: cfg.JoinFromSnapshot,
+			MasterUser: cfg.MasterUser, MasterPassword: cfg.MasterPassword, CheckCPU: snapshots.CPUShare})
 		if err != nil {
 			return nil, err
 		}
@@ -263,6 +286,10 @@ func (n *Node) URL() string { return n.server.URL() }
 // Close stops serving, then the role, then closes the files.
 func (n *Node) Close() error {
 	var errs []error
+	if n.stopAuth != nil {
+		n.stopAuth()
+		n.server.Auth.Wait()
+	}
 	if n.pprof != nil {
 		errs = append(errs, n.pprof.Close())
 	}
@@ -379,6 +406,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	snapCPU := fs.String("snapshot-cpu", "25%", "share of one core a snapshot may take while it is made (it waits the rest of the time), so that writes keep their pace; 100%: no limit")
 	verifyEvery := fs.Uint64("verify-every", DefaultVerifyEvery, "log a replica check after this many entries: every slave compares its content with the master's there, and stops applying (diverged) on a difference; 0: only when asked (POST /db/verify, walship verify)")
 	minFree := fs.String("min-free-space", "auto", "refuse writes (507) while the data volume has less free space: a size (256MiB), a share (5%), 0 for no check; auto: the smaller of 256MiB and 5%")
+	authFile := fs.String("auth", "", "credentials file: rqlite's JSON format ([{\"username\":…, \"password\":…, \"perms\":[…]}], passwords plain or bcrypt from walship passwd), re-read on SIGHUP; every request then needs a user holding the endpoint's permission (SECURITY.md); empty: open")
 	archiveDir := fs.String("archive", "", "copy every sealed log segment and every snapshot to this directory (a local disk or a mounted volume), for point-in-time restore (walship restore --archive); the log keeps what is not archived yet; off by default")
 	archiveEvery := fs.Duration("archive-every", master.DefaultArchiveEvery, "seal and archive the log's active segment once its oldest entry is this old: the archive lags the master by about this much at most")
 	archiveSnapshots := fs.Uint64("archive-snapshot-every", master.DefaultArchiveSnapshotEntries, "give the archive a snapshot once its newest is this many entries behind: a restore replays at most about this many entries")
@@ -409,7 +437,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	n, err := StartNode(NodeConfig{Role: "master", ID: "master", Addr: *addr, Advertise: *advertise, Data: *data, Logger: logger,
+	n, err := StartNode(NodeConfig{AuthFile: *authFile, Role: "master", ID: "master", Addr: *addr, Advertise: *advertise, Data: *data, Logger: logger,
 		WriteTimeout: *writeTimeout, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
 		RetainEntries: *retainEntries, RetainBytes: retainBytes, RetainFor: *retainFor, SegmentBytes: segmentBytes,
 		CompactEvery: *compactEvery, MinFree: *minFree, SnapshotCPU: snapShare, VerifyEvery: *verifyEvery,
@@ -437,6 +465,9 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	queryTimeout := fs.Duration("query-timeout", api.DefaultQueryTimeout, "stop a read that takes longer, its wait for a read connection included; -1ns: no limit")
 	pprofAddr := fs.String("pprof", "", "address to serve Go's profiles on (/debug/pprof/), apart from the API; off by default")
 	snapCPU := fs.String("snapshot-cpu", "25%", "share of one core a snapshot may take while it is made (it waits the rest of the time), so that writes keep their pace; 100%: no limit")
+	authFile := fs.String("auth", "", "credentials file for this node's own API (see walship master --help); empty: open")
+	masterUser := fs.String("master-user", "", "the slave's user at the master (it needs the replicate permission); its password is read from the environment variable WALSHIP_MASTER_PASSWORD or from --master-password-file")
+	masterPassFile := fs.String("master-password-file", "", "a file holding the password of --master-user (its first line)")
 	join := fs.Uint64("join-from-snapshot", DefaultJoinFromSnapshot, "an empty slave starts from the master's snapshot instead of replaying the log when the snapshot is at least this many entries in; 0: always replay")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -467,7 +498,11 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	node, err := StartNode(NodeConfig{Role: "slave", ID: *id, Addr: *addr, Advertise: *advertise, Data: *data,
+	masterPass, err := masterPassword(*masterUser, *masterPassFile)
+	if err != nil {
+		return err
+	}
+	node, err := StartNode(NodeConfig{AuthFile: *authFile, MasterUser: *masterUser, MasterPassword: masterPass, Role: "slave", ID: *id, Addr: *addr, Advertise: *advertise, Data: *data,
 		MasterURL: strings.TrimRight(*masterURL, "/"), Logger: logger, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
 		JoinFromSnapshot: *join, SnapshotCPU: snapShare})
 	if err != nil {
@@ -492,4 +527,36 @@ func waitReady(ctx context.Context, check func(context.Context) error, timeout t
 		case <-t.C:
 		}
 	}
+}
+
+// masterPassword returns the password of a slave's --master-user: from
+// --master-password-file, else WALSHIP_MASTER_PASSWORD. It is never a flag,
+// which any user of the machine could read in the process list.
+func masterPassword(user, file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--master-password-file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		return strings.TrimRight(line, "\r"), nil
+	}
+	pass := os.Getenv("WALSHIP_MASTER_PASSWORD")
+	if user != "" && pass == "" {
+		return "", errors.New("--master-user needs a password: set WALSHIP_MASTER_PASSWORD or give --master-password-file")
+	}
+	return pass, nil
+}
+
+// loopback reports whether addr listens on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
