@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rqlite/gorqlite"
 )
 
 // authUsers are the users of the matrix: one per permission, an admin whose
@@ -210,5 +213,51 @@ func TestAuthMatrix(t *testing.T) {
 	})
 	if st.AppliedIndex != 0 {
 		t.Fatalf("a slave without replicate applied %d entries: %s", st.AppliedIndex, st.Body)
+	}
+}
+
+// rqlite's Go client and its database/sql driver, with basic auth in the
+// URL as they take it, through the master and a slave (a write at the
+// slave is forwarded with the client's credentials); a wrong password is
+// refused.
+func TestAuthGorqlite(t *testing.T) {
+	c := NewCluster(t)
+	file := writeAuthFile(t, nil)
+	m := c.MustRunMaster(WithArgs("--auth", file), WithCredentials("admin", "admin-pw"))
+	s := c.MustRunSlave(1, m, WithArgs("--auth", file, "--master-user", "repl"),
+		WithEnv("WALSHIP_MASTER_PASSWORD", "repl-pw"), WithCredentials("admin", "admin-pw"))
+	m.MustExec("CREATE TABLE g (id INTEGER PRIMARY KEY, v TEXT)")
+	c.WaitConverged(m)
+	withUser := func(n *Node, user, pw string) string {
+		return "http://" + user + ":" + pw + "@" + n.Addr + "/?disableClusterDiscovery=true"
+	}
+	for _, n := range []*Node{m, s} {
+		conn := gorqliteOpen(t, withUser(n, "both", "both-pw"))
+		if _, err := conn.WriteOneParameterized(gorqlite.ParameterizedStatement{Query: "INSERT INTO g (v) VALUES (?)", Arguments: []any{n.Name()}}); err != nil {
+			t.Fatalf("gorqlite write through %s: %v", n, err)
+		}
+		db, err := sql.Open("rqlite", withUser(n, "both", "both-pw"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if _, err := db.Exec("INSERT INTO g (v) VALUES (?)", "sql "+n.Name()); err != nil {
+			t.Fatalf("database/sql write through %s: %v", n, err)
+		}
+		var count int
+		if err := db.QueryRow("SELECT count(*) FROM g").Scan(&count); err != nil || count < 2 {
+			t.Fatalf("database/sql read through %s: %d, %v", n, count, err)
+		}
+		bad, err := sql.Open("rqlite", withUser(n, "both", "wrong"))
+		if err == nil {
+			_, err = bad.Exec("INSERT INTO g (v) VALUES ('no')")
+			bad.Close()
+		}
+		if err == nil {
+			t.Fatalf("a wrong password wrote through %s", n)
+		}
+	}
+	if got := m.Count("SELECT count(*) FROM g WHERE v <> 'no'"); got != 4 {
+		t.Fatalf("%d rows written", got)
 	}
 }
