@@ -158,7 +158,7 @@ func TestAuthMatrix(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, cred := range []struct{ user, pw, what string }{
-				{"", "", "no credentials"}, {"admin", "wrong", "a wrong password"}, {"nobody", "x", "an unknown user"},
+				{"", "", "no credentials"}, {"admin", "wrong-pass-7f3a", "a wrong password"}, {"nobody", "x", "an unknown user"},
 				{tc.lack, password(tc.lack), "a user lacking the permission"},
 			} {
 				want := http.StatusUnauthorized
@@ -175,6 +175,12 @@ func TestAuthMatrix(t *testing.T) {
 			if got := authDo(t, node, tc, tc.holder, password(tc.holder)); got/100 != 2 {
 				t.Errorf("%s as %s, who holds the permission: %d", name, tc.holder, got)
 			}
+		}
+	}
+	// Failed attempts are logged, never with the password.
+	for _, n := range []*Node{m, s} {
+		if out := n.Output(); !strings.Contains(out, "authentication failed") || strings.Contains(out, "wrong-pass-7f3a") {
+			t.Errorf("%s's log: a failed attempt not logged, or logged with its password", n)
 		}
 	}
 	// /readyz: anonymous holds ready; a wrong password is still refused.
