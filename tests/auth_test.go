@@ -169,7 +169,9 @@ func TestAuthMatrix(t *testing.T) {
 					t.Errorf("%s with %s: %d, want %d", name, cred.what, got, want)
 				}
 			}
-			if after, err := m.Checksum(); err != nil || after.Checksum != before.Checksum || after.Index != before.Index {
+			// (Content, not the index: a replica check asked for before
+			// logs its result when its hash is done.)
+			if after, err := m.Checksum(); err != nil || after.Checksum != before.Checksum {
 				t.Fatalf("%s: refused requests changed the database: %v", name, err)
 			}
 			if got := authDo(t, node, tc, tc.holder, password(tc.holder)); got/100 != 2 {
