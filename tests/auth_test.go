@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -267,5 +268,71 @@ func TestAuthGorqlite(t *testing.T) {
 	}
 	if got := m.Count("SELECT count(*) FROM g WHERE v <> 'no'"); got != 4 {
 		t.Fatalf("%d rows written", got)
+	}
+}
+
+// The credentials file is re-read on SIGHUP: a user added is let in, a
+// user removed is shut out; a file that no longer parses is logged and
+// the one before stays; a bad file at start is a clear error.
+func TestAuthReloadOnSIGHUP(t *testing.T) {
+	c := NewCluster(t)
+	file := writeAuthFile(t, nil)
+	m := c.MustRunMaster(WithArgs("--auth", file), WithCredentials("admin", "admin-pw"))
+	status := authCase{method: "GET", path: "/log/status"}
+	if got := authDo(t, m, status, "newbie", "newbie-pw"); got != 401 {
+		t.Fatalf("an unknown user: %d", got)
+	}
+	b, _ := os.ReadFile(file)
+	var entries []map[string]any
+	if err := json.Unmarshal(b, &entries); err != nil {
+		t.Fatal(err)
+	}
+	kept := entries[:0]
+	for _, e := range entries {
+		if e["username"] != "ops" {
+			kept = append(kept, e)
+		}
+	}
+	kept = append(kept, map[string]any{"username": "newbie", "password": "newbie-pw", "perms": []string{"status"}})
+	b, _ = json.Marshal(kept)
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hup := func() {
+		t.Helper()
+		if err := syscall.Kill(m.pid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hup()
+	deadline := time.Now().Add(waitTimeout)
+	for authDo(t, m, status, "newbie", "newbie-pw") != 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the added user is not let in after SIGHUP\n%s", m.Output())
+		}
+		time.Sleep(pollInterval) // ok: poll interval
+	}
+	if got := authDo(t, m, status, "ops", "ops-pw"); got != 401 {
+		t.Fatalf("a removed user after SIGHUP: %d", got)
+	}
+	if err := os.WriteFile(file, []byte(`[{"username": "x", "password": "y", "perms": ["nonsense"]}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hup()
+	deadline = time.Now().Add(waitTimeout)
+	for !strings.Contains(m.Output(), "nonsense") {
+		if time.Now().After(deadline) {
+			t.Fatalf("a bad file on SIGHUP is not logged\n%s", m.Output())
+		}
+		time.Sleep(pollInterval) // ok: poll interval
+	}
+	if got := authDo(t, m, status, "newbie", "newbie-pw"); got != 200 {
+		t.Fatalf("after a bad file the old one should stay: %d", got)
+	}
+	// A bad file at start stops the node with an error naming it.
+	m.Kill()
+	code, out := m.StartExpectExit(startTimeout)
+	if code == 0 || !strings.Contains(out, "users.json") || !strings.Contains(out, "nonsense") {
+		t.Fatalf("a bad credentials file at start: exit %d\n%s", code, out)
 	}
 }
