@@ -14,6 +14,7 @@ package slave
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +51,11 @@ type Config struct {
 	URL string
 	// MasterURL is the master's base URL.
 	MasterURL string
+	// TLS configures the slave's https requests to the master: the feed,
+	// snapshots, forwarded writes (package certs builds it: the CA of the
+	// master's certificate, the slave's client certificate). Nil: Go's
+	// defaults.
+	TLS *tls.Config
 	// Wait is how long one feed request may wait for new entries. Zero
 	// means 250ms (the master answers at least every heartbeat).
 	Wait time.Duration
@@ -148,11 +154,11 @@ func Open(database *db.DB, cfg Config) (*Slave, error) {
 	// answer whose headers have not come 2s after the wait is a master that
 	// went silent (stopped, or its packets dropped): give up on it and say
 	// disconnected instead of waiting for the whole client timeout.
-	tr := client.NewTransport()
+	tr := client.NewTLSTransport(cfg.TLS)
 	tr.ResponseHeaderTimeout = cfg.Wait + 2*time.Second
 	c.HTTP = &http.Client{Timeout: cfg.Wait + 30*time.Second, Transport: tr}
-	fwd := client.New(cfg.MasterURL)
-	s := &Slave{cfg: cfg, db: database, master: c, forward: fwd, snapshots: snapshotClient(cfg.MasterURL),
+	fwd := client.NewTLS(cfg.MasterURL, cfg.TLS)
+	s := &Slave{cfg: cfg, db: database, master: c, forward: fwd, snapshots: snapshotClient(cfg.MasterURL, cfg.TLS),
 		state: client.StateDisconnected, applied: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
