@@ -2,7 +2,7 @@ package tests
 
 // TLS end to end: nodes serving https with certificates made in the test
 // (package certstest), mutual TLS between a master and its slaves,
-// refused certificates, and rotation under load.
+// refused certificates, rotation under load, and the command line.
 
 import (
 	"bytes"
@@ -337,4 +337,59 @@ func TestTLSRotationUnderLoad(t *testing.T) {
 		t.Errorf("the master logged %d reloads, want 3 or more:\n%s", got, m.Output())
 	}
 	t.Logf("%d writes acknowledged across 3 rotations", len(acked))
+}
+
+// walship exec and status reach https nodes with --ca; without it they
+// fail saying the certificate is not trusted and what to give; with
+// --insecure they work and warn.
+func TestTLSCommandLine(t *testing.T) {
+	ca := certstest.NewCA(t, "walship test CA")
+	hc := tlsClient(t, ca, nil)
+	c := NewCluster(t)
+	m := c.MustRunMaster(WithHTTPS(ca.Server(t, "master", "127.0.0.1"), hc))
+	s := c.MustRunSlave(1, m, WithHTTPS(ca.Server(t, "slave-1", "127.0.0.1"), hc), WithMasterTLS(ca, nil))
+
+	mustCLI := func(args ...string) string {
+		t.Helper()
+		out, err := walship(t, args...)
+		if err != nil {
+			t.Fatalf("walship %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	mustCLI("exec", "--node", m.URL(), "--ca", ca.File, "CREATE TABLE t (v TEXT)")
+	if out := mustCLI("exec", "--node", s.URL(), "--ca", ca.File, "INSERT INTO t VALUES (?)", "through the slave"); !strings.Contains(out, `"index": 2`) {
+		t.Fatalf("exec through the slave: %s", out)
+	}
+	s.WaitForApplied(2, waitTimeout)
+	out := mustCLI("status", m.URL(), "--ca", ca.File)
+	if !strings.Contains(out, s.URL()) || !strings.Contains(out, "streaming") || strings.Contains(out, "WARNING") {
+		t.Fatalf("status:\n%s", out)
+	}
+
+	for _, args := range [][]string{
+		{"exec", "--node", m.URL(), "INSERT INTO t VALUES ('no CA')"},
+		{"status", m.URL()},
+	} {
+		out, err := walship(t, args...)
+		if err == nil || !strings.Contains(out, "certificate signed by unknown authority") || !strings.Contains(out, "--ca") {
+			t.Errorf("walship %s without --ca: %v, want a failure naming the certificate and --ca:\n%s", args[0], err, out)
+		}
+	}
+	if n := m.Count("SELECT count(*) FROM t"); n != 1 {
+		t.Errorf("%d rows after a refused write, want 1", n)
+	}
+
+	for _, args := range [][]string{
+		{"query", "--node", s.URL(), "--insecure", "--format", "csv", "SELECT v FROM t"},
+		{"status", m.URL(), "--insecure"},
+	} {
+		out := mustCLI(args...)
+		if !strings.Contains(out, "WARNING: --insecure") {
+			t.Errorf("walship %s --insecure does not warn:\n%s", args[0], out)
+		}
+		if args[0] == "query" && !strings.Contains(out, "through the slave") {
+			t.Errorf("walship query --insecure:\n%s", out)
+		}
+	}
 }

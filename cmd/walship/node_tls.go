@@ -35,7 +35,7 @@ func addNodeTLSFlags(fs *flag.FlagSet, t *NodeTLS, slave bool) {
 	fs.StringVar(&t.Cert, "tls-cert", "", "serve every endpoint over TLS with this certificate (PEM, its chain may follow it); read again when it changes")
 	fs.StringVar(&t.Key, "tls-key", "", "the key of --tls-cert (PEM); read again when it changes")
 	fs.StringVar(&t.ClientCA, "tls-client-ca", "", "require a client certificate signed by one of the CAs of this PEM file from every client (mutual TLS); read again when it changes")
-	fs.Func("tls-client-names", "with --tls-client-ca, accept only client certificates whose common name or a DNS name is one of these, comma-separated (e.g. the slaves' names); empty: any of the CAs", func(v string) error {
+	fs.Func("tls-client-names", "with --tls-client-ca, accept only client certificates whose common name or a DNS name is one of these comma-separated `names` (e.g. the slaves' names); empty: any of the CAs", func(v string) error {
 		t.ClientNames = certs.ParseNames(v)
 		return nil
 	})
