@@ -102,7 +102,7 @@ func mustRunSlave(tb testing.TB, masterURL, id string) (*api.Server, *client.Cli
 	}
 	// The slave names its URL to the master before its server listens.
 	addr := freeAddr(tb)
-	url := api.AdvertiseURL(addr)
+	url := api.AdvertiseURL(addr, false)
 	s, err := slave.Open(d, slave.Config{ID: id, URL: url, MasterURL: masterURL, Logger: quietLogger()})
 	if err != nil {
 		d.Close()

@@ -4,6 +4,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,6 +70,13 @@ type Server struct {
 	// Snapshots keeps the node's snapshots, served at /db/snapshot. Nil
 	// means the node serves none (404).
 	Snapshots *snapshot.Store
+	// TLS, if set, serves every endpoint over TLS only (package certs
+	// builds it), and the derived advertised URL is https. Nil: plain HTTP.
+	TLS *tls.Config
+	// PeerTLS configures the node's own https requests to other nodes: a
+	// slave's to its master (forwarded writes and reads, /nodes, verify),
+	// the master's to its slaves (/nodes). Nil: Go's defaults.
+	PeerTLS *tls.Config
 
 	logger *slog.Logger
 	ln     net.Listener
@@ -113,9 +121,12 @@ func (s *Server) Open() error {
 	}
 	s.ln = ln
 	if s.Advertise == "" {
-		s.Advertise = AdvertiseURL(ln.Addr().String())
+		s.Advertise = AdvertiseURL(ln.Addr().String(), s.TLS != nil)
 	}
-	s.fwd = &http.Client{Transport: client.NewTransport()}
+	if s.TLS != nil {
+		ln = tls.NewListener(ln, s.TLS)
+	}
+	s.fwd = &http.Client{Transport: client.NewTLSTransport(s.PeerTLS)}
 	s.queue = newWriteQueue(s)
 	r := mux.NewRouter()
 	s.registerSeedRoutes(r)
@@ -147,7 +158,7 @@ func (s *Server) Open() error {
 		ReadTimeout:       s.ReadTimeout,
 		WriteTimeout:      120 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+		ErrorLog:          s.errorLog(),
 	}
 	s.done = make(chan struct{})
 	s.queue.start()
@@ -195,16 +206,20 @@ func rqliteHeaders(next http.Handler) http.Handler {
 }
 
 // AdvertiseURL derives a URL from a listen address, replacing a wildcard
-// host with 127.0.0.1.
-func AdvertiseURL(addr string) string {
+// host with 127.0.0.1; its scheme is https for a node that serves TLS.
+func AdvertiseURL(addr string, https bool) string {
+	scheme := "http://"
+	if https {
+		scheme = "https://"
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "http://" + addr
+		return scheme + addr
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return scheme + net.JoinHostPort(host, port)
 }
 
 func (s *Server) db() *db.DB {

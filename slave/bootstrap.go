@@ -2,6 +2,7 @@ package slave
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -187,9 +188,9 @@ func (d *download) Read(p []byte) (int, error) {
 // snapshotClient returns the client that downloads snapshots: no overall
 // time limit (a snapshot may be large), but a master that sends no answer
 // for a long while is given up.
-func snapshotClient(masterURL string) *client.Client {
+func snapshotClient(masterURL string, tlsConfig *tls.Config) *client.Client {
 	c := client.New(masterURL)
-	tr := client.NewTransport()
+	tr := client.NewTLSTransport(tlsConfig)
 	tr.ResponseHeaderTimeout = 5 * time.Minute // the master may take a snapshot first
 	c.HTTP = &http.Client{Transport: tr}
 	return c

@@ -14,6 +14,7 @@ package slave
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,11 @@ type Config struct {
 	MasterUser, MasterPassword string
 	// MasterURL is the master's base URL.
 	MasterURL string
+	// TLS configures the slave's https requests to the master: the feed,
+	// snapshots, forwarded writes (package certs builds it: the CA of the
+	// master's certificate, the slave's client certificate). Nil: Go's
+	// defaults.
+	TLS *tls.Config
 	// Wait is how long one feed request may wait for new entries. Zero
 	// means 250ms (the master answers at least every heartbeat).
 	Wait time.Duration
@@ -152,11 +158,11 @@ func Open(database *db.DB, cfg Config) (*Slave, error) {
 	// answer whose headers have not come 2s after the wait is a master that
 	// went silent (stopped, or its packets dropped): give up on it and say
 	// disconnected instead of waiting for the whole client timeout.
-	tr := client.NewTransport()
+	tr := client.NewTLSTransport(cfg.TLS)
 	tr.ResponseHeaderTimeout = cfg.Wait + 2*time.Second
 	c.HTTP = &http.Client{Timeout: cfg.Wait + 30*time.Second, Transport: tr}
-	fwd := client.New(cfg.MasterURL)
-	snaps := snapshotClient(cfg.MasterURL)
+	fwd := client.NewTLS(cfg.MasterURL, cfg.TLS)
+	snaps := snapshotClient(cfg.MasterURL, cfg.TLS)
 	for _, cl := range []*client.Client{c, snaps} {
 		cl.User, cl.Password = cfg.MasterUser, cfg.MasterPassword
 	}

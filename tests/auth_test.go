@@ -336,3 +336,36 @@ func TestAuthReloadOnSIGHUP(t *testing.T) {
 		t.Fatalf("a bad credentials file at start: exit %d\n%s", code, out)
 	}
 }
+
+// The command line carries credentials: --user NAME with WALSHIP_PASSWORD,
+// or NAME:PASSWORD; without them a node with --auth says 401.
+func TestAuthCommandLine(t *testing.T) {
+	c := NewCluster(t)
+	file := writeAuthFile(t, nil)
+	m := c.MustRunMaster(WithArgs("--auth", file), WithCredentials("admin", "admin-pw"))
+	s := c.MustRunSlave(1, m, WithArgs("--auth", file, "--master-user", "repl"),
+		WithEnv("WALSHIP_MASTER_PASSWORD", "repl-pw"), WithCredentials("admin", "admin-pw"))
+	m.MustExec("CREATE TABLE cli (v)")
+	run := func(env string, args ...string) (string, error) {
+		t.Helper()
+		cmd := exec.Command(walshipBin, args...)
+		cmd.Env = append(os.Environ(), env)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("", "exec", "--node", m.URL(), "INSERT INTO cli VALUES (1)"); err == nil || !strings.Contains(out, "401") {
+		t.Fatalf("exec without credentials: %v\n%s", err, out)
+	}
+	if out, err := run("WALSHIP_PASSWORD=writer-pw", "exec", "--node", s.URL(), "--user", "writer", "INSERT INTO cli VALUES (1)"); err != nil {
+		t.Fatalf("exec --user writer through the slave: %v\n%s", err, out)
+	}
+	if out, err := run("", "query", "--node", s.URL(), "--user", "reader:reader-pw", "SELECT count(*) AS n FROM cli"); err != nil || !strings.Contains(out, "1") {
+		t.Fatalf("query --user reader:…: %v\n%s", err, out)
+	}
+	if out, err := run("", "status", m.URL(), "--user", "ops:ops-pw"); err != nil || !strings.Contains(out, "slave-1") && !strings.Contains(out, s.URL()) {
+		t.Fatalf("status --user ops: %v\n%s", err, out)
+	}
+	if out, err := run("", "exec", "--node", m.URL(), "--user", "reader", "INSERT INTO cli VALUES (2)"); err == nil || !strings.Contains(out, "WALSHIP_PASSWORD") {
+		t.Fatalf("--user without a password: %v\n%s", err, out)
+	}
+}

@@ -122,7 +122,7 @@ func (n *Node) post(ctx context.Context, base string, body []byte) (int, []byte,
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := httpClient.Do(req)
+	resp, err := n.client().Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -242,7 +242,7 @@ func (n *Node) Count(sql string, params ...any) int64 {
 
 // LogStatus fetches GET /log/status. Safe from any goroutine.
 func (n *Node) LogStatus() (*LogStatus, error) {
-	resp, err := httpClient.Get(n.URL() + "/log/status")
+	resp, err := n.client().Get(n.URL() + "/log/status")
 	if err != nil {
 		return nil, fmt.Errorf("%s: GET /log/status: %w", n.name, err)
 	}
@@ -279,7 +279,7 @@ type Checksum struct {
 
 // Checksum fetches GET /db/checksum. Safe from any goroutine.
 func (n *Node) Checksum() (*Checksum, error) {
-	resp, err := httpClient.Get(n.URL() + "/db/checksum")
+	resp, err := n.client().Get(n.URL() + "/db/checksum")
 	if err != nil {
 		return nil, fmt.Errorf("%s: GET /db/checksum: %w", n.name, err)
 	}
@@ -312,7 +312,7 @@ func (n *Node) DBQuery(ctx context.Context, flags, sql string, params ...any) ([
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := httpClient.Do(req)
+	resp, err := n.client().Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s: POST /db/query: %w", n.name, err)
 	}

@@ -58,6 +58,14 @@ type Node struct {
 	// User and Password, if User is set, are sent by the harness's own
 	// requests to the node (WithCredentials): a node with --auth.
 	User, Password string
+	// Scheme is "https" for a node that serves TLS (WithHTTPS), else "" for
+	// http; HTTP is then the client that trusts its certificate (nil: the
+	// shared httpClient).
+	Scheme string
+	HTTP   *http.Client
+	// NoLeader makes the harness wait for /readyz?noleader: the node
+	// counts as started once it serves, heard from its master or not.
+	NoLeader bool
 
 	t       testing.TB
 	name    string // "master", "slave-1"
@@ -254,7 +262,34 @@ func (c *Cluster) cleanup() {
 }
 
 // URL is the node's base URL, as the node itself advertises it by default.
-func (n *Node) URL() string { return "http://" + n.Addr }
+func (n *Node) URL() string {
+	if n.Scheme != "" {
+		return n.Scheme + "://" + n.Addr
+	}
+	return "http://" + n.Addr
+}
+
+// client returns the HTTP client of the node's requests.
+func (n *Node) client() *http.Client {
+	if n.HTTP != nil {
+		return n.HTTP
+	}
+	return httpClient
+}
+
+// readyClient returns the client that polls /readyz: the node's, with a
+// short timeout.
+func (n *Node) readyClient() *http.Client {
+	return &http.Client{Timeout: time.Second, Transport: n.client().Transport}
+}
+
+// readyURL is what the harness polls until the node serves.
+func (n *Node) readyURL() string {
+	if n.NoLeader {
+		return n.URL() + "/readyz?noleader"
+	}
+	return n.URL() + "/readyz"
+}
 
 // Name is "master" or "slave-N".
 func (n *Node) Name() string { return n.name }
@@ -322,13 +357,13 @@ func (n *Node) start() error {
 // timeout runs out.
 func (n *Node) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: time.Second, Transport: credTransport{http.DefaultTransport}}
+	client := n.readyClient()
 	last := "no answer"
 	for {
 		if n.Exited() {
 			return fmt.Errorf("exited before it served: %v", n.exitState())
 		}
-		resp, err := client.Get(n.URL() + "/readyz")
+		resp, err := client.Get(n.readyURL())
 		if err == nil {
 			body := readAll(resp)
 			if resp.StatusCode == http.StatusOK {
@@ -387,14 +422,14 @@ func (n *Node) StartExpectExit(timeout time.Duration) (int, string) {
 	exited := n.exited
 	n.mu.Unlock()
 	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: time.Second}
+	client := n.readyClient()
 	for {
 		select {
 		case <-exited:
 			return n.exitState().ExitCode(), n.Output()
 		default:
 		}
-		if resp, err := client.Get(n.URL() + "/readyz"); err == nil {
+		if resp, err := client.Get(n.readyURL()); err == nil {
 			readAll(resp)
 			if resp.StatusCode == http.StatusOK {
 				n.t.Fatalf("%s serves (/readyz 200), but it should have refused to start", n.name)

@@ -41,8 +41,12 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	vacuum := fs.Bool("vacuum", false, "vacuum the copy: smaller, pages laid out anew (SQLite file only)")
 	tables := fs.String("tables", "", "with --sql: only these tables, comma-separated (LIKE patterns)")
 	timeout := fs.Duration("timeout", 0, "time limit of the whole backup (0: none)")
+	rem := addRemoteFlags(fs)
 	pos, err := parseFlagsAnywhere(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := rem.open(stderr); err != nil {
 		return err
 	}
 	if len(pos) != 1 {
@@ -55,7 +59,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *tables != "" && !*sqlDump {
 		return errors.New("--tables applies to --sql only")
 	}
-	c := newClient(nodeURL(*node), *timeout)
+	c := rem.client(nodeURL(*node), *timeout)
 	opts := client.BackupOptions{SQL: *sqlDump, Compress: *compress, Vacuum: *vacuum}
 	if *tables != "" {
 		opts.Tables = strings.Split(*tables, ",")

@@ -59,6 +59,7 @@ type benchConfig struct {
 	ceiling  bool
 	read     bool
 	payload  int // bytes of each written value; 0: the word "bench"
+	remote   *remote
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -82,7 +83,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.ceiling, "ceiling", false, "also measure the no-op server in the same run and report fractions of it")
 	slaves := fs.String("slaves", "", "lag: slave URLs, comma separated (default: the master's /log/status)")
 	rate := fs.Int("rate", 0, "lag: writes per second in all (0: as fast as the clients go)")
+	cfg.remote = addRemoteFlags(fs)
 	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if err := cfg.remote.open(stderr); err != nil {
 		return err
 	}
 	if cfg.clients < 1 || cfg.batch < 1 || cfg.duration <= 0 || cfg.count < 0 || cfg.payload < 0 {
@@ -141,7 +146,7 @@ func (r loadResult) pct(p float64) time.Duration {
 }
 
 func benchLoad(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) error {
-	c := client.New(cfg.url)
+	c := cfg.remote.client(cfg.url, 30*time.Second)
 	if err := prepareTable(ctx, c, cfg); err != nil {
 		return err
 	}
@@ -227,7 +232,7 @@ func runLoad(ctx context.Context, cfg benchConfig, stderr io.Writer) (loadResult
 		ctx, cancel = context.WithCancel(context.Background())
 	}
 	defer cancel()
-	hc := &http.Client{Timeout: 60 * time.Second, Transport: client.NewTransport()}
+	hc := &http.Client{Timeout: 60 * time.Second, Transport: cfg.remote.transport()}
 	var sent, done, failed atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -328,7 +333,7 @@ func progress(w io.Writer, line func() string) func() {
 // the time from the master's answer to each slave's applied index reaching
 // the write, and the lag in entries.
 func benchLag(ctx context.Context, cfg benchConfig, slaveList string, rate int, stdout, stderr io.Writer) error {
-	mc := client.New(cfg.url)
+	mc := cfg.remote.client(cfg.url, 30*time.Second)
 	var slaves []string
 	if slaveList != "" {
 		slaves = strings.Split(slaveList, ",")
@@ -366,7 +371,7 @@ func benchLag(ctx context.Context, cfg benchConfig, slaveList string, rate int, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := client.New(strings.TrimRight(u, "/"))
+			c := cfg.remote.client(strings.TrimRight(u, "/"), 30*time.Second)
 			for ctx.Err() == nil {
 				st, err := c.LogStatus(ctx)
 				if err == nil {
@@ -384,7 +389,7 @@ func benchLag(ctx context.Context, cfg benchConfig, slaveList string, rate int, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := client.New(cfg.url)
+			c := cfg.remote.client(cfg.url, 30*time.Second)
 			next := time.Now()
 			for ctx.Err() == nil {
 				if interval > 0 {
@@ -478,7 +483,7 @@ func benchCatchup(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer
 	if n == 0 {
 		n = 100000
 	}
-	mc := client.New(cfg.url)
+	mc := cfg.remote.client(cfg.url, 30*time.Second)
 	if err := prepareTable(ctx, mc, cfg); err != nil {
 		return err
 	}
@@ -536,7 +541,7 @@ func benchCatchup(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := client.New(cfg.url)
+			c := cfg.remote.client(cfg.url, 30*time.Second)
 			for written.Add(1) <= int64(n) {
 				resp, err := c.DBExecute(ctx, client.DBOptions{}, client.Statement{SQL: "INSERT INTO " + cfg.table + " (v) VALUES (?)", Params: []any{"bench"}})
 				if err == nil {

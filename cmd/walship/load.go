@@ -33,8 +33,12 @@ func runLoadFile(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	chunkBytes := fs.Int("chunk-bytes", 4<<20, "most bytes of SQL in one chunk")
 	from := fs.Int("from", 1, "the first statement to send (1 is the file's first), to resume a load")
 	timeout := fs.Duration("timeout", 5*time.Minute, "time limit of one chunk")
+	rem := addRemoteFlags(fs)
 	pos, err := parseFlagsAnywhere(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := rem.open(stderr); err != nil {
 		return err
 	}
 	if len(pos) != 1 {
@@ -53,7 +57,7 @@ func runLoadFile(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if err != nil {
 		return err
 	}
-	c := newClient(nodeURL(*node), *timeout)
+	c := rem.client(nodeURL(*node), *timeout)
 	l := &loader{c: c, out: stdout, progress: stderr, tty: isTerminal(stderr), chunk: *chunk, chunkBytes: *chunkBytes}
 	return l.load(ctx, pos[0], string(text), *from)
 }

@@ -89,6 +89,8 @@ type NodeConfig struct {
 	ArchiveSnapshotEntries uint64
 	ArchiveRetainFor       time.Duration
 	ArchiveRetainSnapshots int
+	// TLS is the node's TLS (node_tls.go); empty: plain HTTP.
+	TLS NodeTLS
 }
 
 // DefaultVerifyEvery is --verify-every's default: a replica check every
@@ -176,6 +178,10 @@ type Node struct {
 
 // StartNode opens a node's data directory and starts serving.
 func StartNode(cfg NodeConfig) (_ *Node, err error) {
+	serverTLS, peerTLS, err := cfg.tlsConfigs(cfg.Logger.With("role", cfg.Role, "id", cfg.ID))
+	if err != nil {
+		return nil, err
+	}
 	n := &Node{cfg: cfg}
 	defer func() {
 		if err != nil {
@@ -215,7 +221,7 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	}
 	metrics := api.NewMetrics()
 	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger, Metrics: metrics, Auth: creds,
-		QueryTimeout: cfg.QueryTimeout, Snapshots: snapshots}
+		QueryTimeout: cfg.QueryTimeout, Snapshots: snapshots, TLS: serverTLS, PeerTLS: peerTLS}
 	if cfg.Role == "master" {
 		n.log, err = wal.Open(filepath.Join(cfg.Data, "log.db"), wal.Options{SegmentBytes: cfg.segmentBytes()})
 		if err != nil {
@@ -249,10 +255,10 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 		n.server.Listener = ln
 		advertise := cfg.Advertise
 		if advertise == "" {
-			advertise = api.AdvertiseURL(ln.Addr().String())
+			advertise = api.AdvertiseURL(ln.Addr().String(), serverTLS != nil)
 		}
 		n.server.Advertise = advertise
-		n.slave, err = slave.Open(n.db, slave.Config{ID: cfg.ID, URL: advertise, MasterURL: cfg.MasterURL, Logger: logger,
+		n.slave, err = slave.Open(n.db, slave.Config{ID: cfg.ID, URL: advertise, MasterURL: cfg.MasterURL, Logger: logger, TLS: peerTLS,
 			OnApply: metrics.ObserveApply, JoinFromSnapshot: cfg.JoinFromSnapshot,
 			MasterUser: cfg.MasterUser, MasterPassword: cfg.MasterPassword, CheckCPU: snapshots.CPUShare})
 		if err != nil {
@@ -412,6 +418,8 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	archiveSnapshots := fs.Uint64("archive-snapshot-every", master.DefaultArchiveSnapshotEntries, "give the archive a snapshot once its newest is this many entries behind: a restore replays at most about this many entries")
 	archiveRetainFor := fs.Duration("archive-retain-for", 0, "keep the archived snapshots and log needed to restore to any point within this long, e.g. 168h; 0: no cap (with no --archive-retain-snapshots either, the archive keeps everything)")
 	archiveRetainSnaps := fs.Int("archive-retain-snapshots", 0, "keep the newest N archived snapshots and the log after the oldest of them; 0: no cap")
+	var nodeTLS NodeTLS
+	addNodeTLSFlags(fs, &nodeTLS, false)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -442,7 +450,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 		RetainEntries: *retainEntries, RetainBytes: retainBytes, RetainFor: *retainFor, SegmentBytes: segmentBytes,
 		CompactEvery: *compactEvery, MinFree: *minFree, SnapshotCPU: snapShare, VerifyEvery: *verifyEvery,
 		ArchiveDir: *archiveDir, ArchiveEvery: *archiveEvery, ArchiveSnapshotEntries: *archiveSnapshots,
-		ArchiveRetainFor: *archiveRetainFor, ArchiveRetainSnapshots: *archiveRetainSnaps})
+		ArchiveRetainFor: *archiveRetainFor, ArchiveRetainSnapshots: *archiveRetainSnaps, TLS: nodeTLS})
 	if err != nil {
 		return err
 	}
@@ -469,6 +477,8 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	masterUser := fs.String("master-user", "", "the slave's user at the master (it needs the replicate permission); its password is read from the environment variable WALSHIP_MASTER_PASSWORD or from --master-password-file")
 	masterPassFile := fs.String("master-password-file", "", "a file holding the password of --master-user (its first line)")
 	join := fs.Uint64("join-from-snapshot", DefaultJoinFromSnapshot, "an empty slave starts from the master's snapshot instead of replaying the log when the snapshot is at least this many entries in; 0: always replay")
+	var nodeTLS NodeTLS
+	addNodeTLSFlags(fs, &nodeTLS, true)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -504,7 +514,7 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	node, err := StartNode(NodeConfig{AuthFile: *authFile, MasterUser: *masterUser, MasterPassword: masterPass, Role: "slave", ID: *id, Addr: *addr, Advertise: *advertise, Data: *data,
 		MasterURL: strings.TrimRight(*masterURL, "/"), Logger: logger, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
-		JoinFromSnapshot: *join, SnapshotCPU: snapShare})
+		JoinFromSnapshot: *join, SnapshotCPU: snapShare, TLS: nodeTLS})
 	if err != nil {
 		return err
 	}

@@ -35,15 +35,19 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlagSet("restore", restoreSynopsis, stderr)
 	node := fs.String("node", "http://127.0.0.1:8080", "the master's URL")
 	timeout := fs.Duration("timeout", 0, "time limit of the whole restore (0: none)")
+	rem := addRemoteFlags(fs)
 	pos, err := parseFlagsAnywhere(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := rem.open(stderr); err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		fs.Usage()
 		return errors.New("restore needs one FILE")
 	}
-	return restoreFrom(ctx, newClient(nodeURL(*node), *timeout), pos[0], stdout, stderr)
+	return restoreFrom(ctx, rem.client(nodeURL(*node), *timeout), pos[0], stdout, stderr)
 }
 
 // restoreFrom sends file to c's node's POST /db/load, reporting on out and

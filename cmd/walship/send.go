@@ -29,7 +29,11 @@ func runSend(ctx context.Context, cmd string, args []string, stdout, stderr io.W
 	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
 	format := fs.String("format", "auto", "output: table, json, csv; auto is a table on a terminal and JSON otherwise")
 	asJSON := fs.Bool("json", false, "print the node's answer as JSON (same as --format json)")
+	rem := addRemoteFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := rem.open(stderr); err != nil {
 		return err
 	}
 	if fs.NArg() < 1 {
@@ -60,7 +64,7 @@ func runSend(ctx context.Context, cmd string, args []string, stdout, stderr io.W
 		}
 		params = append(params, v)
 	}
-	c := newClient(nodeURL(*node), *timeout)
+	c := rem.client(nodeURL(*node), *timeout)
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	resp, err := c.Seed(ctx, client.SeedRequest{Command: cmd, Query: fs.Arg(0), Params: params})
@@ -104,7 +108,7 @@ func nodeError(nodeURL string, err error) error {
 	case errors.As(ue.Err, &op):
 		cause = op.Err.Error()
 	}
-	return &reachError{msg: "cannot reach " + nodeURL + ": " + cause, err: err}
+	return &reachError{msg: "cannot reach " + nodeURL + ": " + cause + tlsHint(err), err: err}
 }
 
 // parseFlagsAnywhere parses flags that may also follow the positional
@@ -137,12 +141,4 @@ func nodeURL(s string) string {
 		s = "http://" + s
 	}
 	return strings.TrimRight(s, "/")
-}
-
-// newClient returns a client of the node at u whose requests may take up to
-// timeout (the client's own default is 30s, shorter than a --timeout may be).
-func newClient(u string, timeout time.Duration) *client.Client {
-	c := client.New(u)
-	c.HTTP.Timeout = timeout
-	return c
 }

@@ -70,8 +70,12 @@ func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	history := fs.String("history", defaultHistory, "history file of the interactive shell; empty keeps none")
 	modeName := fs.String("mode", "table", "how results print: table, json, csv (.mode changes it)")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of each statement")
+	rem := addRemoteFlags(fs)
 	pos, err := parseFlagsAnywhere(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := rem.open(stderr); err != nil {
 		return err
 	}
 	if len(pos) > 1 {
@@ -87,7 +91,7 @@ func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if *timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive, got %s", *timeout)
 	}
-	sh := &shell{c: newClient(nodeURL(*node), *timeout), out: stdout, errOut: stderr, mode: mode, timeout: *timeout}
+	sh := &shell{c: rem.client(nodeURL(*node), *timeout), out: stdout, errOut: stderr, mode: mode, timeout: *timeout}
 	// Line editing needs the terminal on both sides (liner reads os.Stdin
 	// and writes os.Stdout); otherwise the input is read as a script.
 	if f, ok := stdin.(*os.File); ok && f == os.Stdin && isTerminal(f) && isTerminal(stdout) {

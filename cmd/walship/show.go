@@ -73,8 +73,12 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	masterURL := fs.String("master", "http://127.0.0.1:8080", "the master's URL, when --nodes is not given")
 	maxRows := fs.Int("rows", 20, "rows shown per table and node (0: counts and checksums only)")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of each request")
+	rem := addRemoteFlags(fs)
 	tables, err := parseFlagsAnywhere(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := rem.open(stderr); err != nil {
 		return err
 	}
 	if *maxRows < 0 {
@@ -84,7 +88,7 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, t := range tables {
 		only[strings.ToLower(t)] = true
 	}
-	nodes, err := showTargets(ctx, *nodesFlag, nodeURL(*masterURL), *timeout)
+	nodes, err := showTargets(ctx, rem, *nodesFlag, nodeURL(*masterURL), *timeout)
 	if err != nil {
 		return err
 	}
@@ -93,7 +97,7 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n.read(ctx, only, *timeout)
+			n.read(ctx, rem, only, *timeout)
 		}()
 	}
 	wg.Wait()
@@ -122,7 +126,7 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // showTargets returns the nodes to compare: those of --nodes, or the
 // master and every slave it knows.
-func showTargets(ctx context.Context, list, masterURL string, timeout time.Duration) ([]*showNode, error) {
+func showTargets(ctx context.Context, rem *remote, list, masterURL string, timeout time.Duration) ([]*showNode, error) {
 	var nodes []*showNode
 	if strings.TrimSpace(list) != "" {
 		seen := map[string]bool{}
@@ -143,7 +147,7 @@ func showTargets(ctx context.Context, list, masterURL string, timeout time.Durat
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	st, err := newClient(masterURL, timeout).LogStatus(ctx)
+	st, err := rem.client(masterURL, timeout).LogStatus(ctx)
 	if err != nil {
 		return nil, nodeError(masterURL, err)
 	}
@@ -179,8 +183,8 @@ func hostPort(u string) string {
 }
 
 // read reads the node's tables; its error, if any, lands in n.err.
-func (n *showNode) read(ctx context.Context, only map[string]bool, timeout time.Duration) {
-	c := newClient(n.url, timeout)
+func (n *showNode) read(ctx context.Context, rem *remote, only map[string]bool, timeout time.Duration) {
+	c := rem.client(n.url, timeout)
 	query := func(sql string) (*client.SeedResponse, error) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()

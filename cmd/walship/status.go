@@ -65,8 +65,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	masterURL := fs.String("master", "http://127.0.0.1:8080", "the master's URL (the argument URL wins)")
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each request")
+	rem := addRemoteFlags(fs)
 	pos, err := parseFlagsAnywhere(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := rem.open(stderr); err != nil {
 		return err
 	}
 	if len(pos) > 1 {
@@ -76,7 +80,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(pos) == 1 {
 		target = pos[0]
 	}
-	cs, err := collectStatus(ctx, nodeURL(target), *timeout, time.Now)
+	cs, err := collectStatus(ctx, rem, nodeURL(target), *timeout, time.Now)
 	if err != nil {
 		return err
 	}
@@ -110,11 +114,11 @@ func nodeLabel(role, id string) string {
 
 // collectStatus asks the node at target, its master when it is a slave,
 // and every slave the master knows.
-func collectStatus(ctx context.Context, target string, timeout time.Duration, now func() time.Time) (*clusterStatus, error) {
+func collectStatus(ctx context.Context, rem *remote, target string, timeout time.Duration, now func() time.Time) (*clusterStatus, error) {
 	get := func(u string) (*client.LogStatus, error) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		st, err := newClient(u, timeout).LogStatus(ctx)
+		st, err := rem.client(u, timeout).LogStatus(ctx)
 		return st, nodeError(u, err)
 	}
 	st, err := get(target)
@@ -148,7 +152,7 @@ func collectStatus(ctx context.Context, target string, timeout time.Duration, no
 	cs.Nodes = append(cs.Nodes, mrow)
 	rows := make([]statusRow, len(st.Slaves))
 	var wg sync.WaitGroup
-	feed := newClient(mURL, timeout)
+	feed := rem.client(mURL, timeout)
 	for i, sl := range st.Slaves {
 		wg.Add(1)
 		go func() {

@@ -69,8 +69,12 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	node := fs.String("node", "http://127.0.0.1:8080", "any node's URL (the argument URL wins); a slave leads to its master")
 	timeout := fs.Duration("timeout", time.Minute, "how long to wait for the master's hash and every slave's comparison, in all")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	rem := addRemoteFlags(fs)
 	pos, err := parseFlagsAnywhere(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := rem.open(stderr); err != nil {
 		return err
 	}
 	if len(pos) > 1 {
@@ -85,7 +89,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	rep, err := verifyCluster(ctx, nodeURL(target), *timeout, stderr)
+	rep, err := verifyCluster(ctx, rem, nodeURL(target), *timeout, stderr)
 	if err != nil {
 		return err
 	}
@@ -102,9 +106,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // verifyCluster asks the master for a check and waits until every slave
 // the master knows has compared its content, or ctx ends.
-func verifyCluster(ctx context.Context, target string, timeout time.Duration, progress io.Writer) (*verifyReport, error) {
+func verifyCluster(ctx context.Context, rem *remote, target string, timeout time.Duration, progress io.Writer) (*verifyReport, error) {
 	get := func(u string) (*client.LogStatus, error) {
-		st, err := newClient(u, timeout).LogStatus(ctx)
+		st, err := rem.client(u, timeout).LogStatus(ctx)
 		return st, nodeError(u, err)
 	}
 	st, err := get(target)
@@ -120,7 +124,7 @@ func verifyCluster(ctx context.Context, target string, timeout time.Duration, pr
 	}
 	wait := min(timeout, api.MaxVerifyWait)
 	fmt.Fprintf(progress, "asking the master %s to check its content…\n", mURL)
-	res, err := newClient(mURL, wait+10*time.Second).Verify(ctx, wait)
+	res, err := rem.client(mURL, wait+10*time.Second).Verify(ctx, wait)
 	if err != nil {
 		return nil, fmt.Errorf("the master's check: %w", nodeError(mURL, err))
 	}
