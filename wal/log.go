@@ -909,9 +909,11 @@ func (l *Log) scan(from uint64, maxEntries int, maxBytes int, fn func(s *segment
 		// Stop at the last index read above: a commit that the snapshot
 		// holds but LastIndex() does not show yet stays invisible, so
 		// readers never see past LastIndex().
-		end := min(s.last, last)
-		if s == l.active {
-			end = last
+		// The active segment's own last is Append's, written without
+		// l.mu: read only a sealed segment's, which never changes.
+		end := last
+		if s != l.active {
+			end = min(s.last, last)
 		}
 		if want > end {
 			continue
