@@ -172,7 +172,8 @@ type Node struct {
 	slave  *slave.Slave
 	server *api.Server
 	pprof  *http.Server
-	// stopAuth stops the reloads of the credentials file on SIGHUP.
+	// creds is the credentials file; stopAuth stops its reloads on SIGHUP.
+	creds    *auth.File
 	stopAuth context.CancelFunc
 }
 
@@ -181,6 +182,13 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	serverTLS, peerTLS, err := cfg.tlsConfigs(cfg.Logger.With("role", cfg.Role, "id", cfg.ID))
 	if err != nil {
 		return nil, err
+	}
+	// The credentials are checked before anything is created.
+	var creds *auth.File
+	if cfg.AuthFile != "" {
+		if creds, err = auth.OpenFile(cfg.AuthFile, cfg.Logger.With("role", cfg.Role, "id", cfg.ID)); err != nil {
+			return nil, fmt.Errorf("--auth: %w", err)
+		}
 	}
 	n := &Node{cfg: cfg}
 	defer func() {
@@ -207,11 +215,8 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	if snapshots.CPUShare == 0 {
 		snapshots.CPUShare = DefaultSnapshotCPU
 	}
-	var creds *auth.File
-	if cfg.AuthFile != "" {
-		if creds, err = auth.OpenFile(cfg.AuthFile, logger); err != nil {
-			return nil, fmt.Errorf("--auth: %w", err)
-		}
+	if creds != nil {
+		n.creds = creds
 		var actx context.Context
 		actx, n.stopAuth = context.WithCancel(context.Background())
 		creds.WatchSIGHUP(actx)
@@ -294,7 +299,7 @@ func (n *Node) Close() error {
 	var errs []error
 	if n.stopAuth != nil {
 		n.stopAuth()
-		n.server.Auth.Wait()
+		n.creds.Wait()
 	}
 	if n.pprof != nil {
 		errs = append(errs, n.pprof.Close())
