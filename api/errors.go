@@ -72,7 +72,7 @@ func statusOf(err error) int {
 		errors.Is(err, ErrMasterUnreachable), errors.Is(err, ErrSnapshotGone),
 		errors.Is(err, slave.ErrDiverged), errors.Is(err, db.ErrClosed):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrNotApplied):
 		return http.StatusGatewayTimeout
 	case errors.As(err, &sqlErr):
 		if sqlErr.IsClientError() {

@@ -52,6 +52,15 @@ type rqParams struct {
 	dbTimeout  time.Duration
 	hasFresh   bool
 	hasTimeout bool
+	minIndex   uint64 // the read token, 0 without one
+}
+
+// tokenWait bounds the wait for a read token: ?timeout, or 5s.
+func (p *rqParams) tokenWait() time.Duration {
+	if p.hasTimeout {
+		return p.timeout
+	}
+	return defaultTokenWait
 }
 
 func (p *rqParams) has(k string) bool { _, ok := p.q[k]; return ok }
@@ -113,6 +122,9 @@ func parseRqParams(r *http.Request) (*rqParams, error) {
 		if _, err := strconv.Atoi(p.get("retries")); err != nil {
 			return nil, badRequest("retries is not a valid integer")
 		}
+	}
+	if p.minIndex, err = minIndex(r); err != nil {
+		return nil, err
 	}
 	if p.has("freshness_strict") && !p.hasFresh {
 		return nil, badRequest("freshness_strict requires freshness")
@@ -491,8 +503,15 @@ func (s *Server) handleRqQuery(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if s.Slave != nil && p.level != "none" && p.level != "auto" {
+	// A read token (min_index) makes the read local, once the node has
+	// applied the write it names; strong and linearizable reads go to the
+	// master still.
+	if s.Slave != nil && p.level != "none" && p.level != "auto" && (p.minIndex == 0 || p.level == "strong" || p.level == "linearizable") {
 		s.forwardRq(w, r, p, body, false)
+		return
+	}
+	if err := s.waitApplied(r.Context(), p.minIndex, p.tokenWait()); err != nil {
+		s.writeRqError(w, r, err)
 		return
 	}
 	elems, err := parseRqBody(r, body)
@@ -586,9 +605,14 @@ func (s *Server) handleRqRequest(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	local := readOnly && (s.Master != nil || p.level == "none" || p.level == "auto")
+	local := readOnly && (s.Master != nil || p.level == "none" || p.level == "auto" ||
+		(p.minIndex > 0 && p.level != "strong" && p.level != "linearizable"))
 	switch {
 	case local:
+		if err := s.waitApplied(r.Context(), p.minIndex, p.tokenWait()); err != nil {
+			s.writeRqError(w, r, err)
+			return
+		}
 		if s.staleRead(p) {
 			writeRq(w, p, rqResponse{Results: []any{}, Error: "stale read"})
 			return

@@ -49,6 +49,10 @@ func (s *Server) handleSeed(w http.ResponseWriter, r *http.Request) {
 	}
 	var resp *client.SeedResponse
 	if req.Command == "query" {
+		if err := s.waitApplied(r.Context(), req.MinIndex, defaultTokenWait); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		resp, err = s.seedQuery(r, stmts)
 	} else {
 		resp, err = s.seedExec(r, req, stmts, noFK)

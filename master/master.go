@@ -721,6 +721,27 @@ func (m *Master) waitAppended(ctx context.Context, after uint64) error {
 	}
 }
 
+// WaitApplied waits until the database has applied index (a write
+// answered with it was committed), or ctx is done; it reports whether it
+// has.
+func (m *Master) WaitApplied(ctx context.Context, index uint64) bool {
+	for {
+		m.mu.Lock()
+		ch := m.published
+		m.mu.Unlock()
+		if m.db.AppliedIndex() >= index {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-m.done:
+			return m.db.AppliedIndex() >= index
+		case <-ctx.Done():
+			return m.db.AppliedIndex() >= index
+		}
+	}
+}
+
 // FeedRequest is one long-poll of a slave.
 type FeedRequest struct {
 	From       uint64

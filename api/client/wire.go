@@ -21,6 +21,10 @@ type SeedRequest struct {
 	Query    string `json:"query"`
 	Params   []any  `json:"params,omitempty"`
 	IsMaster bool   `json:"is_master"`
+	// MinIndex, for a query, is a read token: the node answers once it has
+	// applied this index (the index of a write the client made), so that
+	// the read sees that write on any node.
+	MinIndex uint64 `json:"min_index,omitempty"`
 }
 
 // SeedResponse is the answer of POST /. An exec fills RowsAffected and
