@@ -29,6 +29,7 @@ func runSend(ctx context.Context, cmd string, args []string, stdout, stderr io.W
 	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
 	format := fs.String("format", "auto", "output: table, json, csv; auto is a table on a terminal and JSON otherwise")
 	asJSON := fs.Bool("json", false, "print the node's answer as JSON (same as --format json)")
+	minIndex := fs.Uint64("min-index", 0, "query: a read token, the index a write was answered with; the node answers once it has applied it (read your writes at a slave)")
 	rem := addRemoteFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -67,7 +68,10 @@ func runSend(ctx context.Context, cmd string, args []string, stdout, stderr io.W
 	c := rem.client(nodeURL(*node), *timeout)
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	resp, err := c.Seed(ctx, client.SeedRequest{Command: cmd, Query: fs.Arg(0), Params: params})
+	if *minIndex > 0 && cmd != "query" {
+		return errors.New("--min-index is a read token: it goes with query")
+	}
+	resp, err := c.Seed(ctx, client.SeedRequest{Command: cmd, Query: fs.Arg(0), Params: params, MinIndex: *minIndex})
 	if err != nil {
 		return nodeError(c.URL, err)
 	}
