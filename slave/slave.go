@@ -169,6 +169,13 @@ func Open(database *db.DB, cfg Config) (*Slave, error) {
 	s := &Slave{cfg: cfg, db: database, master: c, forward: fwd, snapshots: snaps,
 		state: client.StateDisconnected, applied: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := diverged(filepath.Dir(database.Path())); err != nil {
+		// A replica check found this slave's content wrong: it serves
+		// reads of what it has, and applies nothing, until rebuilt.
+		s.setState(client.StateDiverged, err)
+		cfg.Logger.Error("diverged: a replica check found this slave's content differs from the master's; it applies nothing until rebuilt", "err", err)
+		return s, nil
+	}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.run() }()
 	return s, nil

@@ -14,11 +14,14 @@ package slave
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/walship/walship/api/client"
 	"github.com/walship/walship/db"
+	"github.com/walship/walship/durable"
 	"github.com/walship/walship/pace"
 	"github.com/walship/walship/wal"
 )
@@ -203,7 +206,40 @@ func (s *Slave) compare(e *wal.Entry) error {
 	case db.CheckMismatch:
 		err := &MismatchError{Index: of, Result: e.Index, Parts: r.Differs}
 		s.setState(client.StateDiverged, err)
+		// Kept across a restart: the log still matches, so a restarted
+		// slave would apply on, over content that differs.
+		if werr := markDiverged(filepath.Dir(s.db.Path()), err); werr != nil {
+			s.cfg.Logger.Error("verification: could not record the mismatch in the data directory", "err", werr)
+		}
 		return fmt.Errorf("%w: %w", ErrDiverged, err)
 	}
 	return nil
+}
+
+// divergedFile, in a slave's data directory, records a replica check that
+// found its content different from the master's: the slave stays diverged
+// across restarts until it is rebuilt (its data directory emptied).
+const divergedFile = "diverged.txt"
+
+// markDiverged records err in dir's divergedFile, durably.
+func markDiverged(dir string, err error) error {
+	path := filepath.Join(dir, divergedFile)
+	msg := fmt.Sprintf("%s: %v\n", time.Now().UTC().Format(time.RFC3339), err)
+	if werr := os.WriteFile(path+".tmp", []byte(msg), 0o644); werr != nil {
+		return werr
+	}
+	if werr := os.Rename(path+".tmp", path); werr != nil {
+		return werr
+	}
+	return durable.SyncDir(dir)
+}
+
+// diverged returns the mismatch recorded in dir, nil when there is none.
+func diverged(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, divergedFile))
+	if err != nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %s (recorded in %s; rebuild this slave: stop it, empty its data directory, start it)",
+		ErrDiverged, strings.TrimSpace(string(b)), filepath.Join(dir, divergedFile))
 }
