@@ -244,3 +244,32 @@ func TestArchiveEveryAndSnapshots(t *testing.T) {
 		t.Fatalf("an idle round: %+v, before %+v", again, st)
 	}
 }
+
+// A master that seals on time at a low write rate keeps small segments:
+// at most MaxSealedSegments of them stay, the oldest (archived, and
+// covered by a snapshot) go even within the retention.
+func TestSealedSegmentsCapped(t *testing.T) {
+	n := openArchived(t, Config{RetainEntries: 1_000_000})
+	extra := 20
+	for range MaxSealedSegments + extra {
+		n.write(t, 1)
+		if _, err := n.log.Seal(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(n.log.Sealed()); got < MaxSealedSegments+extra {
+		t.Fatalf("%d sealed segments; the test wants more than the cap", got)
+	}
+	if err := n.m.Archive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := n.m.Compact(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := n.m.ArchiveStatus()
+	if got := len(n.log.Sealed()); got > MaxSealedSegments || res.Removed < extra || st.Index+1 < n.log.FirstIndex() {
+		t.Fatalf("after a compaction: %d sealed segments, %d removed, first index %d, archived through %d", got, res.Removed,
+			n.log.FirstIndex(), st.Index)
+	}
+}

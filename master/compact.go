@@ -6,6 +6,14 @@ import (
 	"time"
 )
 
+// MaxSealedSegments caps the log's sealed segment files: each is an open
+// file and a memory mapping, and a master that seals on time (--archive
+// --archive-every) at a low write rate would otherwise keep one small file
+// a minute for as long as its retention lasts, until it ran out of file
+// descriptors or mappings. The oldest beyond the cap go as if beyond the
+// retention (once a snapshot covers them, and the archive holds them).
+const MaxSealedSegments = 512
+
 // compacts reports whether the master bounds its log.
 func (m *Master) compacts() bool {
 	c := m.cfg
@@ -68,8 +76,11 @@ func (m *Master) Compact(ctx context.Context) (CompactResult, error) {
 	total := m.log.Size()
 	var cut uint64 // remove the segments that end before it
 	now := m.cfg.Now()
-	for _, s := range segs {
+	for i, s := range segs {
 		beyond := false
+		if len(segs)-i > MaxSealedSegments {
+			beyond = true // too many files: see MaxSealedSegments
+		}
 		if n := m.cfg.RetainEntries; n > 0 && last-s.Last >= n {
 			beyond = true // all its entries are older than the newest n
 		}
