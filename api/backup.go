@@ -83,17 +83,16 @@ func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	pacer := pace.New(share).Pace
 	started := time.Now()
-	if !f.sql && !f.vacuum {
+	if f.sql {
+		s.streamDump(w, r, f, started)
+		return
+	}
+	if !f.vacuum {
 		s.streamBackup(w, r, f, pacer, started)
 		return
 	}
 	defer os.Remove(tmp)
-	var pos db.Position
-	if f.sql {
-		pos, err = s.dumpFile(r.Context(), tmp, f.tables)
-	} else {
-		pos, err = s.db().BackupFile(r.Context(), tmp, db.BackupOptions{Vacuum: f.vacuum, Pace: pacer})
-	}
+	pos, err := s.db().BackupFile(r.Context(), tmp, db.BackupOptions{Vacuum: f.vacuum, Pace: pacer})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -171,25 +170,42 @@ func (s *Server) streamBackup(w http.ResponseWriter, r *http.Request, f backupFo
 	}
 }
 
-// dumpFile writes the SQL dump of the database to path: in one read
-// transaction, so that it is the database at one index, which it returns.
-func (s *Server) dumpFile(ctx context.Context, path string, tables []string) (db.Position, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+// streamDump serves the SQL dump as it is read, in one read transaction:
+// the headers, with the position it holds, go once the dump has started
+// (everything that can fail before a byte is written has passed, and is
+// answered as an error).
+func (s *Server) streamDump(w http.ResponseWriter, r *http.Request, f backupFormat, started time.Time) {
+	h := w.Header()
+	var out io.Writer = w
+	var zw *gzip.Writer
+	if f.compress {
+		zw, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
+		out = zw
+	}
+	sent := false
+	pos, err := s.db().DumpStart(r.Context(), out, f.tables, func(pos db.Position) error {
+		setPosition(h, pos)
+		name, ctype := "backup.sql", "application/sql"
+		if f.compress {
+			name, ctype = name+".gz", "application/gzip"
+		}
+		h.Set("Content-Type", ctype)
+		h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
+		sent = true
+		return nil
+	})
+	if err == nil && zw != nil {
+		err = zw.Close()
+	}
+	s.logger.Info("dump served", "index", pos.Index, "compress", f.compress, "took", time.Since(started).Round(time.Millisecond), "err", err)
 	if err != nil {
-		return db.Position{}, fmt.Errorf("dump: %w", err)
+		if !sent {
+			s.writeError(w, r, err)
+			return
+		}
+		// The answer is cut: it lacks its COMMIT (or its gzip end).
+		panic(http.ErrAbortHandler)
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	pos, err := s.db().Dump(ctx, bw, tables)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return db.Position{}, fmt.Errorf("dump: %w", err)
-	}
-	return pos, nil
 }
 
 func setPosition(h http.Header, pos db.Position) {

@@ -81,6 +81,14 @@ var (
 // clients would change invalid UTF-8); blobs as X'…'. walship's own tables
 // are not dumped.
 func (d *DB) Dump(ctx context.Context, w io.Writer, tables []string) (Position, error) {
+	return d.DumpStart(ctx, w, tables, nil)
+}
+
+// DumpStart is Dump that calls start, if not nil, with the position the
+// dump holds once everything that can fail before a byte is written has
+// passed, and before the first byte: a server sends its headers then.
+// An error of start stops the dump.
+func (d *DB) DumpStart(ctx context.Context, w io.Writer, tables []string, start func(Position) error) (Position, error) {
 	c, err := d.reader(ctx)
 	if err != nil {
 		return Position{}, err
@@ -102,7 +110,7 @@ func (d *DB) Dump(ctx context.Context, w io.Writer, tables []string) (Position, 
 			_ = c.exec("ROLLBACK")
 		}
 	}()
-	dp := &dumper{ctx: ctx, c: c, w: bufio.NewWriterSize(w, 64<<10)}
+	dp := &dumper{ctx: ctx, c: c, w: bufio.NewWriterSize(w, 64<<10), start: start}
 	pos, err := dp.dump(tables)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -115,10 +123,11 @@ func (d *DB) Dump(ctx context.Context, w io.Writer, tables []string) (Position, 
 
 // dumper writes one dump.
 type dumper struct {
-	ctx context.Context
-	c   *conn
-	w   *bufio.Writer
-	buf []byte // the row being written
+	ctx   context.Context
+	start func(Position) error // see DumpStart
+	c     *conn
+	w     *bufio.Writer
+	buf   []byte // the row being written
 
 	objs     []*schemaObject // sqlite_schema in rowid order, walship's own left out
 	kinds    map[string]bool // every table by lower-case name (pragma_table_list)
@@ -159,6 +168,11 @@ func (dp *dumper) dump(patterns []string) (Position, error) {
 	}
 	if err := dp.readVirtualTables(); err != nil {
 		return Position{}, err
+	}
+	if dp.start != nil {
+		if err := dp.start(Position{LogID: pos[0][0].Text, Index: uint64(pos[0][1].Int)}); err != nil {
+			return Position{}, err
+		}
 	}
 	dp.printf("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n")
 	if dp.whole {
