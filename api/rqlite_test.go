@@ -2,7 +2,7 @@ package api_test
 
 // Conformance tests of the rqlite-compatible HTTP API (/db/execute,
 // /db/query, /db/request, /status, /nodes, /readyz) against
-// /work/shared/RQLITE_API.md: exact response bytes (§1.3), parse errors
+// rqlite's HTTP API as its clients use it: exact response bytes (§1.3), parse errors
 // (§1.2), status codes (§1.6), flags (§1.1), queued writes (§1.4) and a
 // slave's forwarding, redirects and read levels (§1.5).
 
