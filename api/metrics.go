@@ -18,6 +18,9 @@ import (
 // slave, and set Server.Metrics.
 type Metrics struct {
 	reg       *prometheus.Registry
+	// concernShortfalls counts writes answered with fewer slaves than
+	// their write concern asked for.
+	concernShortfalls prometheus.Counter
 	requests  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	batch     prometheus.Histogram
@@ -29,6 +32,10 @@ type Metrics struct {
 // NewMetrics returns the metrics with Go and process collectors.
 func NewMetrics() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.concernShortfalls = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "walship_write_concern_shortfalls_total",
+		Help: "Writes committed and answered with fewer slaves having applied them than their write concern (w=N&applied) asked for.",
+	})
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "walship_http_requests_total", Help: "HTTP requests by route and status code.",
 	}, []string{"route", "code"})
@@ -52,7 +59,7 @@ func NewMetrics() *Metrics {
 		Name: "walship_apply_batch_entries", Help: "Entries applied in one SQLite transaction.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 12),
 	})
-	m.reg.MustRegister(m.requests, m.duration, m.batch, m.appendDur, m.applyDur, m.applied,
+	m.reg.MustRegister(m.concernShortfalls, m.requests, m.duration, m.batch, m.appendDur, m.applyDur, m.applied,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -53,6 +53,7 @@ type rqParams struct {
 	hasFresh   bool
 	hasTimeout bool
 	minIndex   uint64 // the read token, 0 without one
+	w          int    // the write concern: slaves that must have applied a write
 }
 
 // tokenWait bounds the wait for a read token: ?timeout, or 5s.
@@ -124,6 +125,14 @@ func parseRqParams(r *http.Request) (*rqParams, error) {
 		}
 	}
 	if p.minIndex, err = minIndex(r); err != nil {
+		return nil, err
+	}
+	if p.has("w") {
+		if p.w, err = strconv.Atoi(p.get("w")); err != nil {
+			return nil, badRequest("w is not a valid number of replicas")
+		}
+	}
+	if err := parseConcern(p.w, p.has("applied")); err != nil {
 		return nil, err
 	}
 	if p.has("freshness_strict") && !p.hasFresh {
@@ -493,6 +502,9 @@ func (s *Server) masterWrite(w http.ResponseWriter, r *http.Request, p *rqParams
 	resp := rqResponse{Results: plan.results(res.Results, rowsShape, p.opts, txn), Time: seconds(time.Since(start), p.opts.timings)}
 	if p.raftIndex && len(res.Logged) > 0 {
 		resp.RaftIndex = res.Index
+	}
+	if len(res.Logged) > 0 {
+		resp.Replicas = s.awaitReplicas(r.Context(), w.Header(), res.Index, p.w, p.tokenWait())
 	}
 	writeRq(w, p, resp)
 }

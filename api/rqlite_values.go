@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/walship/walship/api/client"
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/wal"
 )
@@ -21,6 +22,8 @@ type rqResponse struct {
 	Time        float64 `json:"time,omitempty"`
 	SequenceNum int64   `json:"sequence_number,omitempty"`
 	RaftIndex   uint64  `json:"raft_index,omitempty"`
+	// Replicas is set on a write sent with a write concern (w=N&applied).
+	Replicas *client.Replicas `json:"replicas,omitempty"`
 }
 
 // rqWrite is the result of a statement that returns no rows.

@@ -99,6 +99,9 @@ func (s *Server) parseSeed(w http.ResponseWriter, r *http.Request) (_ *client.Se
 	if req.IsMaster {
 		return nil, nil, false, fmt.Errorf("%w: is_master is not accepted from clients: slaves pull the master's log, nothing pushes to them", ErrForbidden)
 	}
+	if err := parseConcern(req.W, req.Applied); err != nil {
+		return nil, nil, false, fmt.Errorf("%w: %s", ErrBadRequest, err.Error())
+	}
 	if req.Command != "exec" && req.Command != "query" {
 		return nil, nil, false, fmt.Errorf(`%w: unknown command %q; use "exec" or "query"`, ErrBadRequest, req.Command)
 	}
@@ -249,6 +252,9 @@ func (s *Server) seedExec(r *http.Request, req *client.SeedRequest, stmts []wal.
 	resp.RowsAffected, resp.LastInsertID = &affected, &lastID
 	if n := len(res.Results); n > 0 && len(res.Results[n-1].Columns) > 0 {
 		fillRows(resp, res.Results[n-1])
+	}
+	if len(res.Logged) > 0 {
+		resp.Replicas = s.awaitReplicas(r.Context(), http.Header{}, res.Index, req.W, defaultTokenWait)
 	}
 	return resp, nil
 }

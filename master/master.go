@@ -190,6 +190,9 @@ type Master struct {
 	// writer still commits SQLite and answers (on few cores the slaves'
 	// work would delay those answers).
 	published chan struct{}
+	// progressed is closed, and replaced, whenever a slave reports a
+	// higher applied index (WaitReplicas).
+	progressed chan struct{}
 	// v is the state of replica verification (verify.go).
 	v verifier
 }
@@ -259,7 +262,8 @@ func Open(log *wal.Log, database *db.DB, cfg Config) (*Master, error) {
 		return nil, errors.New("an archive needs a snapshot store (Config.Snapshots)")
 	}
 	m := &Master{cfg: cfg, log: log, db: database, queue: make(chan *pending, 4*cfg.MaxBatch),
-		slaves: make(map[string]*slaveProgress), done: make(chan struct{}), published: make(chan struct{})}
+		slaves: make(map[string]*slaveProgress), done: make(chan struct{}), published: make(chan struct{}),
+		progressed: make(chan struct{})}
 	if err := m.reconcile(); err != nil {
 		return nil, err
 	}
@@ -742,6 +746,34 @@ func (m *Master) WaitApplied(ctx context.Context, index uint64) bool {
 	}
 }
 
+// WaitReplicas waits until n slaves have reported that they applied index
+// (each reports its applied index with every feed request, and asks again
+// as soon as it has applied what it got), or ctx is done. It returns how
+// many had, at most n.
+func (m *Master) WaitReplicas(ctx context.Context, index uint64, n int) int {
+	for {
+		m.mu.Lock()
+		got := 0
+		for _, sp := range m.slaves {
+			if sp.applied >= index {
+				got++
+			}
+		}
+		ch := m.progressed
+		m.mu.Unlock()
+		if got >= n {
+			return n
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return got
+		case <-m.done:
+			return got
+		}
+	}
+}
+
 // FeedRequest is one long-poll of a slave.
 type FeedRequest struct {
 	From       uint64
@@ -768,6 +800,10 @@ func (m *Master) Feed(ctx context.Context, req FeedRequest) ([][]byte, error) {
 			sp = &slaveProgress{id: req.SlaveID}
 			m.slaves[req.SlaveID] = sp
 			m.cfg.Logger.Info("slave connected", "peer", req.SlaveID, "url", req.SlaveURL)
+		}
+		if req.Applied > sp.applied {
+			close(m.progressed)
+			m.progressed = make(chan struct{})
 		}
 		sp.url, sp.applied, sp.lastSeen = req.SlaveURL, req.Applied, m.cfg.Now()
 		m.mu.Unlock()

@@ -25,6 +25,19 @@ type SeedRequest struct {
 	// applied this index (the index of a write the client made), so that
 	// the read sees that write on any node.
 	MinIndex uint64 `json:"min_index,omitempty"`
+	// W and Applied, for an exec, are a write concern: the master answers
+	// once W slaves have applied the write (Applied must be set).
+	W       int  `json:"w,omitempty"`
+	Applied bool `json:"applied,omitempty"`
+}
+
+// Replicas says how a write concern went: how many slaves had applied the
+// write when it was answered; Shortfall, if set, says the write is
+// committed but fewer slaves had it than asked for.
+type Replicas struct {
+	Wanted    int    `json:"wanted"`
+	Applied   int    `json:"applied"`
+	Shortfall string `json:"shortfall,omitempty"`
 }
 
 // SeedResponse is the answer of POST /. An exec fills RowsAffected and
@@ -42,6 +55,8 @@ type SeedResponse struct {
 	// Pending is set on a slave when the master committed the write but
 	// the slave had not applied it yet when its wait ran out.
 	Pending bool `json:"pending,omitempty"`
+	// Replicas is set on a write sent with a write concern (W).
+	Replicas *Replicas `json:"replicas,omitempty"`
 }
 
 // ErrorResponse is the body of every error answer.
