@@ -17,16 +17,16 @@ import (
 // NewMetrics, give ObserveCommit to the master and ObserveApply to the
 // slave, and set Server.Metrics.
 type Metrics struct {
-	reg       *prometheus.Registry
+	reg *prometheus.Registry
 	// concernShortfalls counts writes answered with fewer slaves than
 	// their write concern asked for.
 	concernShortfalls prometheus.Counter
-	requests  *prometheus.CounterVec
-	duration  *prometheus.HistogramVec
-	batch     prometheus.Histogram
-	appendDur prometheus.Histogram
-	applyDur  prometheus.Histogram
-	applied   prometheus.Histogram
+	requests          *prometheus.CounterVec
+	duration          *prometheus.HistogramVec
+	batch             prometheus.Histogram
+	appendDur         prometheus.Histogram
+	applyDur          prometheus.Histogram
+	applied           prometheus.Histogram
 }
 
 // NewMetrics returns the metrics with Go and process collectors.
