@@ -42,11 +42,8 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tables := fs.String("tables", "", "with --sql: only these tables, comma-separated (LIKE patterns)")
 	timeout := fs.Duration("timeout", 0, "time limit of the whole backup (0: none)")
 	rem := addRemoteFlags(fs)
-	pos, err := parseFlagsAnywhere(fs, args)
+	pos, err := rem.parse(fs, args, stderr)
 	if err != nil {
-		return err
-	}
-	if err := rem.open(stderr); err != nil {
 		return err
 	}
 	if len(pos) != 1 {

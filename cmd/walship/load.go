@@ -34,11 +34,8 @@ func runLoadFile(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	from := fs.Int("from", 1, "the first statement to send (1 is the file's first), to resume a load")
 	timeout := fs.Duration("timeout", 5*time.Minute, "time limit of one chunk")
 	rem := addRemoteFlags(fs)
-	pos, err := parseFlagsAnywhere(fs, args)
+	pos, err := rem.parse(fs, args, stderr)
 	if err != nil {
-		return err
-	}
-	if err := rem.open(stderr); err != nil {
 		return err
 	}
 	if len(pos) != 1 {

@@ -46,6 +46,20 @@ func addRemoteFlags(fs *flag.FlagSet) *remote {
 	return r
 }
 
+// parse parses a command's flags, which may follow its arguments
+// (parseFlagsAnywhere), opens the remote's settings, and returns the
+// positional arguments.
+func (r *remote) parse(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, error) {
+	pos, err := parseFlagsAnywhere(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.open(stderr); err != nil {
+		return nil, err
+	}
+	return pos, nil
+}
+
 // open makes the TLS settings of the parsed flags, and warns on stderr
 // when they are insecure.
 func (r *remote) open(stderr io.Writer) error {

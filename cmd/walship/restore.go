@@ -36,11 +36,8 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	node := fs.String("node", "http://127.0.0.1:8080", "the master's URL")
 	timeout := fs.Duration("timeout", 0, "time limit of the whole restore (0: none)")
 	rem := addRemoteFlags(fs)
-	pos, err := parseFlagsAnywhere(fs, args)
+	pos, err := rem.parse(fs, args, stderr)
 	if err != nil {
-		return err
-	}
-	if err := rem.open(stderr); err != nil {
 		return err
 	}
 	if len(pos) != 1 {

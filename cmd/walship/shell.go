@@ -71,11 +71,8 @@ func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	modeName := fs.String("mode", "table", "how results print: table, json, csv (.mode changes it)")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of each statement")
 	rem := addRemoteFlags(fs)
-	pos, err := parseFlagsAnywhere(fs, args)
+	pos, err := rem.parse(fs, args, stderr)
 	if err != nil {
-		return err
-	}
-	if err := rem.open(stderr); err != nil {
 		return err
 	}
 	if len(pos) > 1 {

@@ -74,11 +74,8 @@ func runShow(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	maxRows := fs.Int("rows", 20, "rows shown per table and node (0: counts and checksums only)")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of each request")
 	rem := addRemoteFlags(fs)
-	tables, err := parseFlagsAnywhere(fs, args)
+	tables, err := rem.parse(fs, args, stderr)
 	if err != nil {
-		return err
-	}
-	if err := rem.open(stderr); err != nil {
 		return err
 	}
 	if *maxRows < 0 {

@@ -66,11 +66,8 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each request")
 	rem := addRemoteFlags(fs)
-	pos, err := parseFlagsAnywhere(fs, args)
+	pos, err := rem.parse(fs, args, stderr)
 	if err != nil {
-		return err
-	}
-	if err := rem.open(stderr); err != nil {
 		return err
 	}
 	if len(pos) > 1 {

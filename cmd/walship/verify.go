@@ -70,11 +70,8 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	timeout := fs.Duration("timeout", time.Minute, "how long to wait for the master's hash and every slave's comparison, in all")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	rem := addRemoteFlags(fs)
-	pos, err := parseFlagsAnywhere(fs, args)
+	pos, err := rem.parse(fs, args, stderr)
 	if err != nil {
-		return err
-	}
-	if err := rem.open(stderr); err != nil {
 		return err
 	}
 	if len(pos) > 1 {
