@@ -15,26 +15,7 @@ OUT=${OUT:-/tmp/walship-backup}
 ROWS=${ROWS:-1000000}
 SECS=${SECS:-20}
 mkdir -p "$OUT"
-if [ -z "${WALSHIP:-}" ]; then
-	WALSHIP=$OUT/walship
-	go build -o "$WALSHIP" ./cmd/walship
-fi
-W=$WALSHIP
-PIDS=()
-trap 'for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done' EXIT
-
-waitready() { for _ in $(seq 1 600); do curl -sf "$1/readyz?noleader" >/dev/null && return 0; sleep 0.05; done; echo "$1 not ready" >&2; return 1; }
-now() { date +%s.%N; }
-since() { echo "$(now) - $1" | bc; }
-start() {
-	local role=$1 port=$2 data=$3
-	shift 3
-	"$W" "$role" --addr "127.0.0.1:$port" --data "$data" "$@" >"$data.log" 2>&1 &
-	PID=$!
-	PIDS+=("$PID")
-	waitready "http://127.0.0.1:$port"
-}
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+. scripts/lib.sh
 # bigdb FILE: a SQLite file of $ROWS rows of 1,000 random bytes, made by sqlite3.
 bigdb() {
 	[ -f "$1" ] && return 0

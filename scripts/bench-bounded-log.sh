@@ -15,28 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/walship-bounded-log}
 mkdir -p "$OUT"
-if [ -z "${WALSHIP:-}" ]; then
-	WALSHIP=$OUT/walship
-	go build -o "$WALSHIP" ./cmd/walship
-fi
-W=$WALSHIP
-PIDS=()
-trap 'for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done' EXIT
-
-waitready() { for _ in $(seq 1 600); do curl -sf "$1/readyz?noleader" >/dev/null && return 0; sleep 0.05; done; echo "$1 not ready" >&2; return 1; }
+. scripts/lib.sh
 field() { curl -s "$1/log/status" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
-now() { date +%s.%N; }
-since() { echo "$(now) - $1" | bc; }
-# start ROLE PORT DATA ARGS...: starts a node in the background, sets PID.
-start() {
-	local role=$1 port=$2 data=$3
-	shift 3
-	"$W" "$role" --addr "127.0.0.1:$port" --data "$data" "$@" >"$data.log" 2>&1 &
-	PID=$!
-	PIDS+=("$PID")
-	waitready "http://127.0.0.1:$port"
-}
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # join PORT MASTER DATA ARGS...: time for a new slave to apply all the master has; prints seconds and peak RSS.
 join() {
 	local port=$1 master=$2 data=$3
