@@ -37,7 +37,7 @@ func (s *Server) awaitReplicas(ctx context.Context, h http.Header, index uint64,
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	got := s.Master.WaitReplicas(ctx, index, w)
+	got := s.Master.WaitReplicas(ctx, index, w, true)
 	h.Set(HeaderReplicas, strconv.Itoa(got))
 	r := &client.Replicas{Wanted: w, Applied: got}
 	if got < w {

@@ -67,9 +67,9 @@ func TestFeedRefuses(t *testing.T) {
 		// Histories this master does not hold.
 		{"from=6", 409, "from 6 is beyond the log's next index 5"},
 		{"from=18446744073709551615", 409, "beyond the log's next index 5"},
-		{"from=1&log_id=" + other, 409, "the slave follows log " + other + ", this master's log is " + logID},
-		{"from=3&log_id=" + logID + "&applied=2&epoch=7", 409, "the slave's entry 2 has epoch 7, the master's has 1"},
-		{"from=5&log_id=" + logID + "&applied=4&epoch=0", 409, "the slave's entry 4 has epoch 0, the master's has 1"},
+		{"from=1&log_id=" + other, 409, "the slave follows log " + other + ", this node's log is " + logID},
+		{"from=3&log_id=" + logID + "&applied=2&epoch=7", 409, "the slave's entry 2 has epoch 7, this node's has 1"},
+		{"from=5&log_id=" + logID + "&applied=4&epoch=0", 409, "the slave's entry 4 has epoch 0, this node's has 1"},
 	} {
 		status, h, body := do(t, http.MethodGet, srv.URL()+"/log/entries?"+tc.query, nil)
 		if status != tc.status || h.Get("Content-Type") != "application/json; charset=utf-8" {

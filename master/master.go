@@ -31,13 +31,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/walship/walship/archive"
 	"github.com/walship/walship/db"
+	"github.com/walship/walship/feed"
 	"github.com/walship/walship/repeatlog"
 	"github.com/walship/walship/snapshot"
 	"github.com/walship/walship/wal"
@@ -50,7 +50,7 @@ var (
 	// ErrLogConflict is returned by Feed when the slave follows another
 	// history: another log_id, an index beyond the log, or another epoch
 	// at its applied index.
-	ErrLogConflict = errors.New("slave follows another history")
+	ErrLogConflict = feed.ErrConflict
 	// ErrAppend is returned when the log append failed: nothing of the
 	// batch was written.
 	ErrAppend = errors.New("log append failed; nothing was written")
@@ -63,32 +63,12 @@ var (
 	// ErrCompacted is returned (as a *CompactedError) by Feed when the
 	// entries asked for were removed from the log: the slave bootstraps
 	// from a snapshot.
-	ErrCompacted = errors.New("the entries asked for were compacted away")
+	ErrCompacted = feed.ErrCompacted
 )
 
 // CompactedError is Feed's answer to a request below the log's first
-// index.
-type CompactedError struct {
-	From, First uint64
-	// Snapshot is the index of the master's latest snapshot (0 if none).
-	Snapshot uint64
-	// NewLogID is set when the slave follows a history the master left
-	// (a load, a restore): Left says how. The slave bootstraps from the
-	// new history's snapshot.
-	NewLogID string
-	Left     db.HistoryStep
-}
-
-func (e *CompactedError) Error() string {
-	if e.NewLogID != "" {
-		return fmt.Sprintf("%v: the master left log %s for a new history, log %s, at index %d (%s); bootstrap from its snapshot (GET /db/snapshot)",
-			ErrCompacted, e.Left.From, e.NewLogID, e.Left.Index, e.Left.Reason)
-	}
-	return fmt.Sprintf("%v: from %d, the log starts at %d; bootstrap from the snapshot at %d (GET /db/snapshot)",
-		ErrCompacted, e.From, e.First, e.Snapshot)
-}
-
-func (e *CompactedError) Unwrap() error { return ErrCompacted }
+// index (feed.CompactedError).
+type CompactedError = feed.CompactedError
 
 // Config configures a Master.
 type Config struct {
@@ -165,8 +145,10 @@ type Master struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// feed serves the log to the slaves and keeps their progress.
+	feed *feed.Feed
+
 	mu     sync.Mutex
-	slaves map[string]*slaveProgress
 	halted error         // why writes are stopped; nil while the master writes
 	done   chan struct{} // closed when the writer stops
 	// commitHook, if set (tests), runs before SQLite commits an appended
@@ -190,17 +172,8 @@ type Master struct {
 	// writer still commits SQLite and answers (on few cores the slaves'
 	// work would delay those answers).
 	published chan struct{}
-	// progressed is closed, and replaced, whenever a slave reports a
-	// higher applied index (WaitReplicas).
-	progressed chan struct{}
 	// v is the state of replica verification (verify.go).
 	v verifier
-}
-
-type slaveProgress struct {
-	id, url  string
-	applied  uint64
-	lastSeen time.Time
 }
 
 // pending is a request waiting for the writer.
@@ -262,8 +235,9 @@ func Open(log *wal.Log, database *db.DB, cfg Config) (*Master, error) {
 		return nil, errors.New("an archive needs a snapshot store (Config.Snapshots)")
 	}
 	m := &Master{cfg: cfg, log: log, db: database, queue: make(chan *pending, 4*cfg.MaxBatch),
-		slaves: make(map[string]*slaveProgress), done: make(chan struct{}), published: make(chan struct{}),
-		progressed: make(chan struct{})}
+		done: make(chan struct{}), published: make(chan struct{})}
+	m.feed = feed.New(log, feed.Config{Heartbeat: cfg.Heartbeat, MaxBytes: cfg.MaxFeedBytes, Wait: m.waitAppended,
+		DB: database, Snapshots: cfg.Snapshots, Logger: cfg.Logger, Now: cfg.Now})
 	if err := m.reconcile(); err != nil {
 		return nil, err
 	}
@@ -747,186 +721,30 @@ func (m *Master) WaitApplied(ctx context.Context, index uint64) bool {
 }
 
 // WaitReplicas waits until n slaves have reported that they applied index
-// (each reports its applied index with every feed request, and asks again
-// as soon as it has applied what it got), or ctx is done. It returns how
-// many had, at most n.
-func (m *Master) WaitReplicas(ctx context.Context, index uint64, n int) int {
-	for {
-		m.mu.Lock()
-		got := 0
-		for _, sp := range m.slaves {
-			if sp.applied >= index {
-				got++
-			}
-		}
-		ch := m.progressed
-		m.mu.Unlock()
-		if got >= n {
-			return n
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return got
-		case <-m.done:
-			return got
-		}
-	}
+// (applied) or hold it fsynced in their log (each reports with every feed
+// request, and asks again as soon as it has applied what it got), or ctx is
+// done. It returns how many had, at most n.
+func (m *Master) WaitReplicas(ctx context.Context, index uint64, n int, applied bool) int {
+	return m.feed.WaitFollowers(ctx, m.done, index, n, applied)
 }
 
-// FeedRequest is one long-poll of a slave.
-type FeedRequest struct {
-	From       uint64
-	Max        int
-	Wait       time.Duration
-	SlaveID    string
-	SlaveURL   string
-	LogID      string // "" for a slave that follows no log yet
-	Applied    uint64
-	LastEpoch  uint64
-	KnowsEpoch bool
-}
+// FeedRequest is one long-poll of a slave (feed.Request).
+type FeedRequest = feed.Request
 
-// Feed returns the entries from req.From, encoded as the log holds them
-// (wal/format.go; checked, not decoded: the slave decodes them): at most
-// req.Max and MaxFeedBytes, but at least one when one exists. With none yet,
-// it waits up to the shorter of req.Wait and the heartbeat. It records the
-// slave's progress.
+// Feed serves the log to a slave (feed.Feed.Serve) and records its
+// progress.
 func (m *Master) Feed(ctx context.Context, req FeedRequest) ([][]byte, error) {
-	if req.SlaveID != "" {
-		m.mu.Lock()
-		sp := m.slaves[req.SlaveID]
-		if sp == nil {
-			sp = &slaveProgress{id: req.SlaveID}
-			m.slaves[req.SlaveID] = sp
-			m.cfg.Logger.Info("slave connected", "peer", req.SlaveID, "url", req.SlaveURL)
-		}
-		if req.Applied > sp.applied {
-			close(m.progressed)
-			m.progressed = make(chan struct{})
-		}
-		sp.url, sp.applied, sp.lastSeen = req.SlaveURL, req.Applied, m.cfg.Now()
-		m.mu.Unlock()
-	}
-	if err := m.checkLogID(req); err != nil {
-		return nil, err
-	}
-	first, last := m.log.FirstIndex(), m.log.LastIndex()
-	if req.From == 0 || req.From > last+1 {
-		return nil, fmt.Errorf("%w: from %d is beyond the log's next index %d", ErrLogConflict, req.From, last+1)
-	}
-	if req.From < first {
-		return nil, m.gone(req, first)
-	}
-	// The entry the slave applied last may be compacted away: its epoch
-	// cannot be checked then (the log_id was).
-	if req.KnowsEpoch && req.Applied > 0 && req.Applied >= first {
-		epoch, err := m.log.EntryEpoch(req.Applied)
-		if err != nil {
-			if first := m.log.FirstIndex(); req.Applied < first {
-				// Compacted since the check above.
-				return nil, m.gone(req, first)
-			}
-			return nil, fmt.Errorf("%w: entry %d: %w", ErrLogConflict, req.Applied, err)
-		}
-		if epoch != req.LastEpoch {
-			return nil, fmt.Errorf("%w: the slave's entry %d has epoch %d, the master's has %d", ErrLogConflict, req.Applied, req.LastEpoch, epoch)
-		}
-	}
-	if req.From == last+1 {
-		wait := req.Wait
-		if wait > m.cfg.Heartbeat || wait <= 0 {
-			wait = m.cfg.Heartbeat
-		}
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		err := m.waitAppended(wctx, last)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, nil // heartbeat: nothing new
-		}
-		if err := m.checkLogID(req); err != nil {
-			return nil, err // a load started a new history meanwhile
-		}
-	}
-	max := req.Max
-	if max <= 0 || max > 10000 {
-		max = 10000
-	}
-	out, err := m.log.ReadEncoded(req.From, max, m.cfg.MaxFeedBytes)
-	if err != nil {
-		if first := m.log.FirstIndex(); req.From < first {
-			// Compacted since the check above.
-			return nil, m.gone(req, first)
-		}
-	}
-	return out, err
+	return m.feed.Serve(ctx, req)
 }
 
-// checkLogID refuses a feed request of another history: a history the
-// database left (a load, a restore) gets a CompactedError naming the new
-// one, to bootstrap from; any other a conflict.
-func (m *Master) checkLogID(req FeedRequest) error {
-	id := m.log.ID()
-	if req.LogID == "" || req.LogID == id {
-		return nil
-	}
-	if step, ok := m.db.Left(req.LogID); ok {
-		ce := m.compacted(req.From, m.log.FirstIndex()).(*CompactedError)
-		ce.NewLogID, ce.Left = id, step
-		return ce
-	}
-	return fmt.Errorf("%w: the slave follows log %s, this master's log is %s", ErrLogConflict, req.LogID, id)
-}
-
-// gone is Feed's answer when the entries asked for are not in the log: the
-// log was compacted, or restarted for a new history.
-func (m *Master) gone(req FeedRequest, first uint64) error {
-	if err := m.checkLogID(req); err != nil {
-		return err
-	}
-	return m.compacted(req.From, first)
-}
-
-// compacted is Feed's answer to a request from below the log's first
-// index: the index of the snapshot to bootstrap from.
-func (m *Master) compacted(from, first uint64) error {
-	ce := &CompactedError{From: from, First: first}
-	if m.cfg.Snapshots != nil {
-		if info, err := m.cfg.Snapshots.Latest(); err == nil && info.LogID == m.log.ID() {
-			ce.Snapshot = info.Index
-		}
-	}
-	return ce
-}
+// FeedServer returns the master's feed.
+func (m *Master) FeedServer() *feed.Feed { return m.feed }
 
 // SlaveStatus is one slave's progress as the master last heard of it.
-type SlaveStatus struct {
-	ID       string
-	URL      string
-	Applied  uint64
-	Lag      uint64
-	LastSeen time.Time
-}
+type SlaveStatus = feed.Follower
 
 // Slaves returns every slave that pulled the log, by id.
-func (m *Master) Slaves() []SlaveStatus {
-	last := m.log.LastIndex()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]SlaveStatus, 0, len(m.slaves))
-	for _, sp := range m.slaves {
-		lag := uint64(0)
-		if last > sp.applied {
-			lag = last - sp.applied
-		}
-		out = append(out, SlaveStatus{ID: sp.id, URL: sp.url, Applied: sp.applied, Lag: lag, LastSeen: sp.lastSeen})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
+func (m *Master) Slaves() []SlaveStatus { return m.feed.Followers() }
 
 // Log returns the master's log.
 func (m *Master) Log() *wal.Log { return m.log }
