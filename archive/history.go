@@ -45,6 +45,20 @@ func (h *History) runs() []run {
 	return out
 }
 
+// SegmentsEnd returns the last index of the archived segments that a log
+// holding first..last continues: the end of the stretch of segments
+// without a gap that ends within the log (or just before it). ok is false
+// when no archived stretch does: the log's entries from its first on are
+// to be archived after a snapshot.
+func (h *History) SegmentsEnd(first, last uint64) (end uint64, ok bool) {
+	for _, r := range h.runs() {
+		if r.last+1 >= first && r.last <= last {
+			end, ok = max(end, r.last), true
+		}
+	}
+	return end, ok
+}
+
 // reach returns how far entries follow index s without a gap: the last
 // index a restore from a snapshot at s can reach, and its entry's time.
 func reach(runs []run, s uint64) (uint64, time.Time, bool) {

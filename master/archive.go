@@ -178,6 +178,13 @@ func (m *Master) archiveRound(ctx context.Context) error {
 				return err
 			}
 		}
+		// A snapshot may stand beyond the segments archived so far (it
+		// was due while their segment was still active): the segments
+		// after those are copied all the same, or the indexes between
+		// would not restore.
+		if end, ok := h.SegmentsEnd(first, m.log.LastIndex()); ok && end < reach {
+			reach = end
+		}
 		for _, s := range m.log.Sealed() {
 			if s.Last <= reach {
 				continue

@@ -273,3 +273,33 @@ func TestSealedSegmentsCapped(t *testing.T) {
 			n.log.FirstIndex(), st.Index)
 	}
 }
+
+// A snapshot archived beyond the segments archived so far (the active
+// segment not sealed yet when the archive's newest snapshot was due) does
+// not make the archive skip that segment once it is sealed: every index
+// before the snapshot restores.
+func TestArchiveKeepsSegmentBeforeNewerSnapshot(t *testing.T) {
+	n := openArchived(t, Config{ArchiveSnapshotEntries: 30})
+	n.write(t, 10)
+	if _, err := n.log.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.m.archiveRound(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// 40 more in the active segment: the round gives the archive a
+	// snapshot at 50, and cannot copy the segment yet.
+	n.write(t, 40)
+	if err := n.m.archiveRound(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.log.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.m.archiveRound(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []uint64{11, 30, 49, 50} {
+		n.restore(t, i)
+	}
+}
