@@ -3,9 +3,11 @@ package api_test
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/walship/walship/api"
 	"github.com/walship/walship/api/client"
 	"github.com/walship/walship/master"
 )
@@ -14,8 +16,8 @@ import (
 // have applied it: right after the answer, a read at each of them sees
 // it. Asking more slaves than there are is answered 200 when the wait
 // runs out, the write committed, the shortfall said in the body and a
-// header and counted in /metrics. Plain w=N (durably received, which needs
-// slaves that keep the log) is refused.
+// header and counted in /metrics. applied without w, and w that is not a
+// count, are refused.
 func TestWriteConcernApplied(t *testing.T) {
 	srv, mc := mustRunMasterConfig(t, master.Config{})
 	mustExec(t, mc, "CREATE TABLE t (v)")
@@ -57,12 +59,58 @@ func TestWriteConcernApplied(t *testing.T) {
 	if !strings.Contains(string(metrics), "walship_write_concern_shortfalls_total 1") {
 		t.Fatal("the shortfall is not counted in /metrics")
 	}
-	for _, q := range []string{"?w=2", "?w=x&applied", "?w=-1&applied"} {
+	for _, q := range []string{"?applied", "?w=x&applied", "?w=-1&applied", "?w=1.5"} {
 		if status, _, _ := do(t, http.MethodPost, srv.URL()+"/db/execute"+q, []byte(`["INSERT INTO t VALUES (9)"]`)); status != 400 {
 			t.Fatalf("%s: %d", q, status)
 		}
 	}
-	if status, body := post(t, srv.URL(), []byte(`{"command":"exec","query":"INSERT INTO t VALUES (9)","w":2}`)); status != 400 || !strings.Contains(string(body), "applied") {
-		t.Fatalf("seed w=2 without applied: %d %s", status, body)
+	if status, body := post(t, srv.URL(), []byte(`{"command":"exec","query":"INSERT INTO t VALUES (9)","applied":true}`)); status != 400 || !strings.Contains(string(body), "needs w") {
+		t.Fatalf("seed applied without w: %d %s", status, body)
+	}
+}
+
+// Plain w=N is answered once N slaves hold the write fsynced in their own
+// log: right after the answer, each slave's log has it. The master's
+// default (--min-replicas) applies to writes that name no w, and w=0
+// opts out of it.
+func TestWriteConcernReceived(t *testing.T) {
+	srv, mc := mustRunMasterConfig(t, master.Config{}, func(s *api.Server) { s.MinReplicas = 2 })
+	s1, _ := mustRunSlave(t, srv.URL(), "s1")
+	s2, _ := mustRunSlave(t, srv.URL(), "s2")
+	mustExec(t, mc, "CREATE TABLE t (v)")
+	for i, q := range []string{"?w=2", "", "?w=1"} {
+		status, h, body := do(t, http.MethodPost, srv.URL()+"/db/execute"+q, []byte(`["INSERT INTO t VALUES (1)"]`))
+		var resp struct {
+			Results  []struct{}       `json:"results"`
+			Replicas *client.Replicas `json:"replicas"`
+		}
+		want := 2
+		if q == "?w=1" {
+			want = 1
+		}
+		if err := json.Unmarshal(body, &resp); status != 200 || err != nil || resp.Replicas == nil || resp.Replicas.Received != want ||
+			resp.Replicas.Shortfall != "" || h.Get("X-Walship-Replicas") != strconv.Itoa(want) {
+			t.Fatalf("%q: %d %v %s", q, status, h, body)
+		}
+		index := uint64(i + 2)
+		held := 0
+		for _, s := range []*api.Server{s1, s2} {
+			if s.Slave.Log().LastIndex() >= index {
+				held++
+			}
+		}
+		if held < want {
+			t.Fatalf("%q: answered when %d slave logs held %d, want %d", q, held, index, want)
+		}
+	}
+	// w=0 does not wait, even for the default, and says nothing.
+	status, h, body := do(t, http.MethodPost, srv.URL()+"/db/execute?w=0", []byte(`["INSERT INTO t VALUES (2)"]`))
+	if status != 200 || h.Get("X-Walship-Replicas") != "" || strings.Contains(string(body), "replicas") {
+		t.Fatalf("w=0: %d %v %s", status, h, body)
+	}
+	// The seed's POST / takes the same concern, and says the default's.
+	status, body = post(t, srv.URL(), []byte(`{"command":"exec","query":"INSERT INTO t VALUES (3)"}`))
+	if status != 200 || !strings.Contains(string(body), `"replicas":{"wanted":2,"received":2}`) {
+		t.Fatalf("seed with the default concern: %d %s", status, body)
 	}
 }

@@ -96,14 +96,21 @@ func mustRunMasterConfig(tb testing.TB, cfg master.Config, opts ...func(*api.Ser
 // order.
 func mustRunSlave(tb testing.TB, masterURL, id string) (*api.Server, *client.Client) {
 	tb.Helper()
-	d, err := db.Open(filepath.Join(tb.TempDir(), "db.sqlite"), db.Options{Logger: quietLogger()})
+	dir := tb.TempDir()
+	// The slave keeps its own log, as walship's slaves do.
+	lg, err := wal.Open(filepath.Join(dir, "log.db"), wal.Options{NoSync: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { lg.Close() }) // after the slave's own cleanup
+	d, err := db.Open(filepath.Join(dir, "db.sqlite"), db.Options{Logger: quietLogger()})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	// The slave names its URL to the master before its server listens.
 	addr := freeAddr(tb)
 	url := api.AdvertiseURL(addr, false)
-	s, err := slave.Open(d, slave.Config{ID: id, URL: url, MasterURL: masterURL, Logger: quietLogger()})
+	s, err := slave.Open(d, slave.Config{ID: id, URL: url, MasterURL: masterURL, Logger: quietLogger(), Log: lg})
 	if err != nil {
 		d.Close()
 		tb.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/walship/walship/api/client"
-	"github.com/walship/walship/master"
+	"github.com/walship/walship/feed"
 )
 
 // maxFeedWait bounds the wait a feed request may ask for.
@@ -25,8 +25,9 @@ func (s *Server) registerLogRoutes(r *mux.Router) {
 
 // handleEntries serves the replication feed GET /log/entries.
 func (s *Server) handleEntries(w http.ResponseWriter, r *http.Request) {
-	if s.Master == nil {
-		s.writeError(w, r, fmt.Errorf("%w: pull the log from the master", ErrNotMaster))
+	fd := s.feed()
+	if fd == nil {
+		s.writeError(w, r, fmt.Errorf("%w: this slave keeps no log; pull the log from the master", ErrNotMaster))
 		return
 	}
 	req, err := parseFeed(r)
@@ -34,7 +35,7 @@ func (s *Server) handleEntries(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	entries, err := s.Master.Feed(r.Context(), req)
+	entries, err := fd.Serve(r.Context(), req)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the slave went away
@@ -42,7 +43,7 @@ func (s *Server) handleEntries(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	lg := s.Master.Log()
+	lg := fd.Log()
 	h := w.Header()
 	h.Set("Content-Type", client.FeedContentType)
 	h.Set(client.HeaderLogID, lg.ID())
@@ -69,9 +70,32 @@ func (s *Server) handleEntries(w http.ResponseWriter, r *http.Request) {
 // master answers every slave once per group commit.
 var feedWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
-func parseFeed(r *http.Request) (master.FeedRequest, error) {
+// feed returns the feed the node serves: the master's log, or the log a
+// slave keeps; nil for a slave that keeps none.
+func (s *Server) feed() *feed.Feed {
+	if s.Master != nil {
+		return s.Master.FeedServer()
+	}
+	return s.Slave.FeedServer()
+}
+
+// followers lists the slaves that pull the node's log.
+func (s *Server) followers() []client.SlaveStatus {
+	out := []client.SlaveStatus{}
+	fd := s.feed()
+	if fd == nil {
+		return out
+	}
+	for _, sl := range fd.Followers() {
+		out = append(out, client.SlaveStatus{ID: sl.ID, URL: sl.URL, AppliedIndex: sl.Applied, ReceivedIndex: sl.Received,
+			LagEntries: sl.Lag, LastSeen: sl.LastSeen.UTC().Format(time.RFC3339)})
+	}
+	return out
+}
+
+func parseFeed(r *http.Request) (feed.Request, error) {
 	q := r.URL.Query()
-	var req master.FeedRequest
+	var req feed.Request
 	uintParam := func(name string, required bool) (uint64, bool, error) {
 		v := q.Get(name)
 		if v == "" {
@@ -112,6 +136,9 @@ func parseFeed(r *http.Request) (master.FeedRequest, error) {
 		return req, err
 	}
 	if req.LastEpoch, req.KnowsEpoch, err = uintParam(client.FeedEpoch, false); err != nil {
+		return req, err
+	}
+	if req.Received, _, err = uintParam(client.FeedReceived, false); err != nil {
 		return req, err
 	}
 	req.SlaveID = q.Get(client.FeedID)
@@ -160,10 +187,7 @@ func (s *Server) logStatus() client.LogStatus {
 				st.ArchiveError, st.ArchiveFailingSeconds = a.Err.Error(), &failing
 			}
 		}
-		for _, sl := range s.Master.Slaves() {
-			st.Slaves = append(st.Slaves, client.SlaveStatus{ID: sl.ID, URL: sl.URL, AppliedIndex: sl.Applied,
-				LagEntries: sl.Lag, LastSeen: sl.LastSeen.UTC().Format(time.RFC3339)})
-		}
+		st.Slaves = s.followers()
 		st.LastCheck = s.lastCheck()
 		return st
 	}
@@ -174,8 +198,17 @@ func (s *Server) logStatus() client.LogStatus {
 	if masterLast > applied {
 		lag = masterLast - applied
 	}
-	return client.LogStatus{Role: "slave", ID: s.ID, LogID: d.LogID(), Master: s.Slave.MasterURL(), State: ss.State,
+	st := client.LogStatus{Role: "slave", ID: s.ID, LogID: d.LogID(), Master: s.Slave.MasterURL(), State: ss.State,
 		Error: ss.Err, FirstIndex: ss.MasterFirst, LastIndex: masterLast, AppliedIndex: applied,
 		MasterLastIndex: &masterLast, LagEntries: &lag,
 		BootstrapBytesDone: ss.BootstrapDone, BootstrapBytesTotal: ss.BootstrapTotal, LastCheck: s.lastCheck()}
+	if lg := s.Slave.Log(); lg != nil {
+		first, last := lg.FirstIndex(), lg.LastIndex()
+		st.LogFirstIndex, st.LogLastIndex, st.Epoch = &first, &last, lg.Epoch()
+		st.LogBytes, st.LogSegments = lg.Size(), lg.Segments()
+		if sl := s.followers(); len(sl) > 0 {
+			st.Slaves = sl
+		}
+	}
+	return st
 }

@@ -91,20 +91,29 @@ func TestFeedRefuses(t *testing.T) {
 	}
 }
 
-// The feed is the master's: a slave answers 404.
+// A slave that keeps a log serves the feed too (slaves may follow a
+// slave), with the master's entries byte for byte and its headers.
 func TestFeedOnSlave(t *testing.T) {
 	msrv, _ := feedMaster(t)
 	ssrv, sc := mustRunSlave(t, msrv.URL(), "1")
 	waitApplied(t, ssrv, 4)
-	status, _, body := do(t, http.MethodGet, ssrv.URL()+"/log/entries?from=1", nil)
-	if status != http.StatusNotFound {
-		t.Fatalf("feed on a slave: %d %s, want 404", status, body)
+	status, h, body := do(t, http.MethodGet, ssrv.URL()+"/log/entries?from=1", nil)
+	mstatus, mh, mbody := do(t, http.MethodGet, msrv.URL()+"/log/entries?from=1", nil)
+	if status != http.StatusOK || mstatus != http.StatusOK || !bytes.Equal(body, mbody) {
+		t.Fatalf("feed on a slave: %d, %d bytes; on the master: %d, %d bytes; want the same answer", status, len(body), mstatus, len(mbody))
 	}
-	if er := errorBody(t, body); !strings.Contains(er.Error, "not the master") {
-		t.Fatalf("feed on a slave: %q does not say it is not the master", er.Error)
+	for _, k := range []string{client.HeaderLogID, client.HeaderEpoch, client.HeaderFirstIndex, client.HeaderLastIndex} {
+		if h.Get(k) != mh.Get(k) {
+			t.Fatalf("%s: slave %q, master %q", k, h.Get(k), mh.Get(k))
+		}
 	}
-	if _, err := sc.Entries(context.Background(), client.FeedRequest{From: 1}); !errors.Is(err, client.ErrNotFound) {
-		t.Fatalf("client: %v, want ErrNotFound", err)
+	res, err := sc.Entries(context.Background(), client.FeedRequest{From: 3, SlaveID: "9", LogID: msrv.Master.Log().ID()})
+	if err != nil || len(res.Entries) != 2 || res.Entries[0].Index != 3 {
+		t.Fatalf("client on the slave's feed: %+v, %v", res, err)
+	}
+	// Beyond its log: 409, as the master answers.
+	if status, _, _ := do(t, http.MethodGet, ssrv.URL()+"/log/entries?from=9", nil); status != http.StatusConflict {
+		t.Fatalf("from beyond the slave's log: %d, want 409", status)
 	}
 }
 
@@ -232,7 +241,7 @@ func TestFeedHeartbeatAndSlaveStatus(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	if got := strings.Join(keys, ","); got != "applied_index,id,lag_entries,last_seen,url" {
+	if got := strings.Join(keys, ","); got != "applied_index,id,lag_entries,last_seen,received_index,url" {
 		t.Fatalf("slave keys %s in %s", got, raw)
 	}
 }

@@ -52,8 +52,8 @@ type rqParams struct {
 	dbTimeout  time.Duration
 	hasFresh   bool
 	hasTimeout bool
-	minIndex   uint64 // the read token, 0 without one
-	w          int    // the write concern: slaves that must have applied a write
+	minIndex   uint64  // the read token, 0 without one
+	w          concern // the write concern: slaves that must hold a write
 }
 
 // tokenWait bounds the wait for a read token: ?timeout, or 5s.
@@ -127,12 +127,15 @@ func parseRqParams(r *http.Request) (*rqParams, error) {
 	if p.minIndex, err = minIndex(r); err != nil {
 		return nil, err
 	}
+	var w *int
 	if p.has("w") {
-		if p.w, err = strconv.Atoi(p.get("w")); err != nil {
+		n, err := strconv.Atoi(p.get("w"))
+		if err != nil {
 			return nil, badRequest("w is not a valid number of replicas")
 		}
+		w = &n
 	}
-	if err := parseConcern(p.w, p.has("applied")); err != nil {
+	if p.w, err = parseConcern(w, p.has("applied")); err != nil {
 		return nil, err
 	}
 	if p.has("freshness_strict") && !p.hasFresh {

@@ -99,7 +99,7 @@ func (s *Server) parseSeed(w http.ResponseWriter, r *http.Request) (_ *client.Se
 	if req.IsMaster {
 		return nil, nil, false, fmt.Errorf("%w: is_master is not accepted from clients: slaves pull the master's log, nothing pushes to them", ErrForbidden)
 	}
-	if err := parseConcern(req.W, req.Applied); err != nil {
+	if _, err := parseConcern(req.W, req.Applied); err != nil {
 		return nil, nil, false, fmt.Errorf("%w: %s", ErrBadRequest, err.Error())
 	}
 	if req.Command != "exec" && req.Command != "query" {
@@ -254,7 +254,8 @@ func (s *Server) seedExec(r *http.Request, req *client.SeedRequest, stmts []wal.
 		fillRows(resp, res.Results[n-1])
 	}
 	if len(res.Logged) > 0 {
-		resp.Replicas = s.awaitReplicas(r.Context(), http.Header{}, res.Index, req.W, defaultTokenWait)
+		c, _ := parseConcern(req.W, req.Applied) // checked when parsed
+		resp.Replicas = s.awaitReplicas(r.Context(), http.Header{}, res.Index, c, defaultTokenWait)
 	}
 	return resp, nil
 }

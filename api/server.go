@@ -73,6 +73,13 @@ type Server struct {
 	// TLS, if set, serves every endpoint over TLS only (package certs
 	// builds it), and the derived advertised URL is https. Nil: plain HTTP.
 	TLS *tls.Config
+	// MinReplicas is the master's default write concern: a write that
+	// names none is answered once this many slaves hold it fsynced in
+	// their log, or MinReplicasWait (zero: DefaultMinReplicasWait) has
+	// passed, the shortfall then said in the answer. 0: writes do not
+	// wait for slaves.
+	MinReplicas     int
+	MinReplicasWait time.Duration
 	// PeerTLS configures the node's own https requests to other nodes: a
 	// slave's to its master (forwarded writes and reads, /nodes, verify),
 	// the master's to its slaves (/nodes). Nil: Go's defaults.

@@ -218,7 +218,7 @@ func (f *Feed) record(req Request) {
 		f.followers[req.SlaveID] = fl
 		f.cfg.Logger.Info("slave connected", "peer", req.SlaveID, "url", req.SlaveURL)
 	}
-	received := max(req.Received, req.Applied)
+	received := req.Received
 	if req.Applied > fl.applied || received > fl.received {
 		close(f.progressed)
 		f.progressed = make(chan struct{})

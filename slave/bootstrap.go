@@ -117,6 +117,13 @@ func (s *Slave) bootstrap(ctx context.Context) error {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	_ = os.Remove(part)
+	if s.log != nil {
+		// The log continues the snapshot; a failure here is mended by
+		// the next entries (keep starts it again there).
+		if err := s.log.Restart(snap.LogID, snap.Index+1); err != nil {
+			s.cfg.Logger.Warn("bootstrap: could not start the slave's log after the snapshot", "err", err)
+		}
+	}
 	s.mu.Lock()
 	// The epoch of the snapshot's last entry is not known: the next feed
 	// request checks the log_id only.

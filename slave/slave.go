@@ -26,7 +26,10 @@ import (
 
 	"github.com/walship/walship/api/client"
 	"github.com/walship/walship/db"
+	"github.com/walship/walship/feed"
 	"github.com/walship/walship/repeatlog"
+	"github.com/walship/walship/retention"
+	"github.com/walship/walship/snapshot"
 	"github.com/walship/walship/wal"
 )
 
@@ -77,6 +80,24 @@ type Config struct {
 	// OnApply, if set, is called after each applied batch with its number
 	// of entries and the time it took.
 	OnApply func(entries int, d time.Duration)
+	// Log, if set, is the slave's own copy of the log (same format as the
+	// master's): every entry is appended to it, fsynced, before it is
+	// applied, so that the slave can serve the feed to other slaves
+	// (FeedServer), acknowledge writes as durably received, and be
+	// promoted. Nil: the slave keeps no log. The slave owns neither: the
+	// caller closes it after Close.
+	Log *wal.Log
+	// Snapshots keeps the slave's snapshots: a slave that follows this
+	// one from below its log's first index bootstraps from them.
+	Snapshots *snapshot.Store
+	// Heartbeat bounds how long a feed request to this slave waits for
+	// new entries. Zero means 250ms.
+	Heartbeat time.Duration
+	// Retention bounds the slave's log as the master's is bounded
+	// (package retention), checked every CompactEvery (zero: 10s); it
+	// needs Snapshots. The zero Policy keeps everything.
+	Retention    retention.Policy
+	CompactEvery time.Duration
 	// JoinFromSnapshot, if positive, lets an empty slave start from the
 	// master's latest snapshot instead of replaying the log from index 1,
 	// when that snapshot is at least this many entries in: installing a
@@ -88,6 +109,8 @@ type Config struct {
 type Slave struct {
 	cfg    Config
 	db     *db.DB
+	log    *wal.Log       // nil: the slave keeps none
+	feed   *feed.Feed     // serves log; nil without one
 	master *client.Client // the feed
 	// forward sends clients' writes to the master; unlike the feed it waits
 	// as long as a write takes.
@@ -150,6 +173,9 @@ func Open(database *db.DB, cfg Config) (*Slave, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.CompactEvery <= 0 {
+		cfg.CompactEvery = 10 * time.Second
+	}
 	// A bootstrap that a crash cut is started over: which snapshot its
 	// files held is not known any more.
 	removeBootstrapFiles(filepath.Dir(database.Path()))
@@ -167,7 +193,14 @@ func Open(database *db.DB, cfg Config) (*Slave, error) {
 		cl.User, cl.Password = cfg.MasterUser, cfg.MasterPassword
 	}
 	s := &Slave{cfg: cfg, db: database, master: c, forward: fwd, snapshots: snaps,
-		state: client.StateDisconnected, applied: make(chan struct{})}
+		state: client.StateDisconnected, applied: make(chan struct{}), log: cfg.Log}
+	if s.log != nil {
+		if err := s.openLog(); err != nil {
+			return nil, err
+		}
+		s.feed = feed.New(s.log, feed.Config{Heartbeat: cfg.Heartbeat, DB: database, Snapshots: cfg.Snapshots,
+			Logger: cfg.Logger, Now: cfg.Now})
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := diverged(filepath.Dir(database.Path())); err != nil {
 		// A replica check found this slave's content wrong: it serves
@@ -178,6 +211,10 @@ func Open(database *db.DB, cfg Config) (*Slave, error) {
 	}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.run() }()
+	if s.log != nil && cfg.Snapshots != nil && cfg.Retention.Bounds() {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.compactLoop() }()
+	}
 	return s, nil
 }
 
@@ -325,7 +362,7 @@ func (s *Slave) fetch(ctx context.Context, from uint64) (*client.FeedResult, err
 	res, err := s.master.Entries(ctx, client.FeedRequest{
 		From: from, Max: s.cfg.MaxEntries, Wait: s.cfg.Wait,
 		SlaveID: s.cfg.ID, SlaveURL: s.cfg.URL, LogID: s.db.LogID(), Applied: applied,
-		LastEpoch: lastEpoch, KnowsEpoch: knows,
+		LastEpoch: lastEpoch, KnowsEpoch: knows, Received: s.received(),
 	})
 	if err != nil {
 		if errors.Is(err, client.ErrConflict) {
@@ -382,6 +419,10 @@ func (s *Slave) ApplyBatch(logID string, entries []*wal.Entry) error {
 		return nil
 	}
 	start := time.Now()
+	if err := s.keep(logID, entries); err != nil {
+		s.setState(client.StateStalled, err)
+		return fmt.Errorf("%w: %w", errStalled, err)
+	}
 	if err := s.applyChecked(logID, entries); err != nil {
 		var se *db.Error
 		if errors.As(err, &se) && !se.IsClientError() {

@@ -439,6 +439,47 @@ func (l *Log) Epoch() uint64 {
 	return l.epoch
 }
 
+// SetEpoch raises the log's epoch to epoch (a promotion: the entries a
+// new master appends carry it; a slave records the highest epoch it has
+// seen, and refuses a master of a lower one). It is stored in the active
+// segment's meta and fsynced before SetEpoch returns; a lower epoch than
+// the log's is refused, the same one does nothing.
+func (l *Log) SetEpoch(epoch uint64) error {
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if _, _, closed := l.bounds(); closed {
+		return ErrClosed
+	}
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	cur := l.Epoch()
+	if epoch == cur {
+		return nil
+	}
+	if epoch < cur {
+		return fmt.Errorf("wal: set epoch %d: below the log's epoch %d", epoch, cur)
+	}
+	if l.active == nil {
+		return fmt.Errorf("wal: set epoch: %w", errNoActive)
+	}
+	a := l.active
+	err := a.update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return corruptf("%s: buckets missing", a.path)
+		}
+		return meta.Put(keyEpoch, encodeUint64(epoch))
+	})
+	if err != nil {
+		return fmt.Errorf("wal: set epoch %d: %w", epoch, err)
+	}
+	a.epoch = epoch
+	l.mu.Lock()
+	l.epoch = epoch
+	l.mu.Unlock()
+	return nil
+}
+
 // FirstIndex returns the index of the first entry the log holds, or would
 // hold when empty.
 func (l *Log) FirstIndex() uint64 {

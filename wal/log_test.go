@@ -963,3 +963,40 @@ func BenchmarkRead(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/entry")
 }
+
+// SetEpoch raises the log's epoch durably: it survives a reopen and a seal,
+// a lower one is refused, and the log's check accepts the result.
+func TestSetEpoch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log.db")
+	l, err := Open(path, Options{NoSync: true, SegmentBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, l, 1, 3, 1)
+	if err := l.SetEpoch(4); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetEpoch(3); err == nil {
+		t.Fatal("SetEpoch(3) after 4: no error")
+	}
+	if err := l.SetEpoch(4); err != nil {
+		t.Fatalf("SetEpoch to the same epoch: %v", err)
+	}
+	mustAppend(t, l, 4, 4, 4) // seals the segment first (SegmentBytes 1)
+	if l.Segments() < 2 || l.Epoch() != 4 {
+		t.Fatalf("%d segments, epoch %d; want a sealed segment and epoch 4", l.Segments(), l.Epoch())
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = Open(path, Options{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.Epoch() != 4 || l.LastEpoch() != 4 || l.LastIndex() != 4 {
+		t.Fatalf("reopened: epoch %d, last entry's epoch %d, last index %d; want 4, 4, 4", l.Epoch(), l.LastEpoch(), l.LastIndex())
+	}
+	if err := l.Check(); err != nil {
+		t.Fatal(err)
+	}
+}

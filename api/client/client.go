@@ -135,6 +135,9 @@ type FeedRequest struct {
 	Applied    uint64
 	LastEpoch  uint64 // epoch of the entry at Applied; 0 when unknown
 	KnowsEpoch bool
+	// Received is the last index the slave holds fsynced in its own log;
+	// 0 when it keeps none.
+	Received uint64
 }
 
 // FeedResult is one answer of the feed.
@@ -161,6 +164,9 @@ func (c *Client) Entries(ctx context.Context, req FeedRequest) (*FeedResult, err
 	q.Set(FeedApplied, strconv.FormatUint(req.Applied, 10))
 	if req.KnowsEpoch {
 		q.Set(FeedEpoch, strconv.FormatUint(req.LastEpoch, 10))
+	}
+	if req.Received > 0 {
+		q.Set(FeedReceived, strconv.FormatUint(req.Received, 10))
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL+"/log/entries?"+q.Encode(), nil)
 	if err != nil {

@@ -26,17 +26,21 @@ type SeedRequest struct {
 	// the read sees that write on any node.
 	MinIndex uint64 `json:"min_index,omitempty"`
 	// W and Applied, for an exec, are a write concern: the master answers
-	// once W slaves have applied the write (Applied must be set).
-	W       int  `json:"w,omitempty"`
+	// once W slaves hold the write fsynced in their log, or with Applied
+	// once they have applied it. Nil W: the master's default
+	// (--min-replicas); 0: no wait.
+	W       *int `json:"w,omitempty"`
 	Applied bool `json:"applied,omitempty"`
 }
 
-// Replicas says how a write concern went: how many slaves had applied the
-// write when it was answered; Shortfall, if set, says the write is
+// Replicas says how a write concern went: how many slaves held the write
+// fsynced in their log (Received, for w=N) or had applied it (Applied, for
+// w=N&applied) when it was answered; Shortfall, if set, says the write is
 // committed but fewer slaves had it than asked for.
 type Replicas struct {
 	Wanted    int    `json:"wanted"`
-	Applied   int    `json:"applied"`
+	Received  int    `json:"received,omitempty"`
+	Applied   int    `json:"applied,omitempty"`
 	Shortfall string `json:"shortfall,omitempty"`
 }
 
@@ -83,14 +87,19 @@ type SlaveStatus struct {
 	ID           string `json:"id"`
 	URL          string `json:"url"`
 	AppliedIndex uint64 `json:"applied_index"`
-	LagEntries   uint64 `json:"lag_entries"`
-	LastSeen     string `json:"last_seen"` // RFC 3339
+	// ReceivedIndex is the last index the slave holds fsynced in its
+	// own log; absent for a slave that keeps none.
+	ReceivedIndex uint64 `json:"received_index,omitempty"`
+	LagEntries    uint64 `json:"lag_entries"`
+	LastSeen      string `json:"last_seen"` // RFC 3339
 }
 
-// LogStatus is the body of GET /log/status. On a master, Slaves lists every
-// slave that pulled the log, and State is StateHalted (else empty); on a
-// slave, FirstIndex and LastIndex are the master's as last heard, and State
-// is one of the other State* values.
+// LogStatus is the body of GET /log/status. Slaves lists every slave that
+// pulled the node's log (a slave that keeps a log serves it too: slaves
+// may follow a slave). On a master, State is StateHalted (else empty); on
+// a slave, FirstIndex and LastIndex are its master's as last heard,
+// LogFirstIndex and LogLastIndex its own log's, and State is one of the
+// other State* values.
 type LogStatus struct {
 	Role            string        `json:"role"`
 	ID              string        `json:"id,omitempty"`
@@ -105,6 +114,9 @@ type LogStatus struct {
 	LagEntries      *uint64       `json:"lag_entries,omitempty"`
 	Error           string        `json:"error,omitempty"`
 	Slaves          []SlaveStatus `json:"slaves,omitempty"`
+	// On a slave that keeps a log: its bounds.
+	LogFirstIndex *uint64 `json:"log_first_index,omitempty"`
+	LogLastIndex  *uint64 `json:"log_last_index,omitempty"`
 	// On a master: the bytes its log files take, how many files, and its
 	// latest snapshot's index and age in seconds.
 	LogBytes        int64    `json:"log_bytes,omitempty"`
@@ -204,6 +216,9 @@ const (
 	FeedLogID   = "log_id"  // the log the slave follows; empty for a new slave
 	FeedApplied = "applied" // the slave's applied index
 	FeedEpoch   = "epoch"   // the epoch of the slave's last applied entry
+	// FeedReceived is the last index the slave holds in its own log,
+	// fsynced (absent: it keeps no log).
+	FeedReceived = "received"
 )
 
 // Feed answer headers, on every answer of GET /log/entries.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"github.com/walship/walship/auth"
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/master"
+	"github.com/walship/walship/retention"
 	"github.com/walship/walship/slave"
 	"github.com/walship/walship/snapshot"
 	"github.com/walship/walship/wal"
@@ -91,6 +93,10 @@ type NodeConfig struct {
 	ArchiveRetainSnapshots int
 	// TLS is the node's TLS (node_tls.go); empty: plain HTTP.
 	TLS NodeTLS
+	// MinReplicas and MinReplicasWait are the master's default write
+	// concern (api.Server).
+	MinReplicas     int
+	MinReplicasWait time.Duration
 }
 
 // DefaultVerifyEvery is --verify-every's default: a replica check every
@@ -226,7 +232,8 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	}
 	metrics := api.NewMetrics()
 	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger, Metrics: metrics, Auth: creds,
-		QueryTimeout: cfg.QueryTimeout, Snapshots: snapshots, TLS: serverTLS, PeerTLS: peerTLS}
+		QueryTimeout: cfg.QueryTimeout, Snapshots: snapshots, TLS: serverTLS, PeerTLS: peerTLS,
+		MinReplicas: cfg.MinReplicas, MinReplicasWait: cfg.MinReplicasWait}
 	if cfg.Role == "master" {
 		n.log, err = wal.Open(filepath.Join(cfg.Data, "log.db"), wal.Options{SegmentBytes: cfg.segmentBytes()})
 		if err != nil {
@@ -263,7 +270,15 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 			advertise = api.AdvertiseURL(ln.Addr().String(), serverTLS != nil)
 		}
 		n.server.Advertise = advertise
+		// The slave keeps its own copy of the log: slaves may follow it,
+		// and it acknowledges writes as durably received (w=N).
+		n.log, err = wal.Open(filepath.Join(cfg.Data, "log.db"), wal.Options{SegmentBytes: cfg.segmentBytes()})
+		if err != nil {
+			return nil, err
+		}
 		n.slave, err = slave.Open(n.db, slave.Config{ID: cfg.ID, URL: advertise, MasterURL: cfg.MasterURL, Logger: logger, TLS: peerTLS,
+			Log: n.log, Snapshots: snapshots, CompactEvery: cfg.CompactEvery,
+			Retention: retention.Policy{Entries: cfg.RetainEntries, Bytes: cfg.RetainBytes, For: cfg.RetainFor},
 			OnApply: metrics.ObserveApply, JoinFromSnapshot: cfg.JoinFromSnapshot,
 			MasterUser: cfg.MasterUser, MasterPassword: cfg.MasterPassword, CheckCPU: snapshots.CPUShare})
 		if err != nil {
@@ -409,11 +424,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	writeTimeout := fs.Duration("write-timeout", 5*time.Second, "stop a write statement that runs longer (the one writer serves every client); -1ns: no limit")
 	queryTimeout := fs.Duration("query-timeout", api.DefaultQueryTimeout, "stop a read that takes longer, its wait for a read connection included; -1ns: no limit")
 	pprofAddr := fs.String("pprof", "", "address to serve Go's profiles on (/debug/pprof/), apart from the API; off by default")
-	retainEntries := fs.Uint64("log-retain-entries", 1_000_000, "keep at most this many log entries (older ones go once a snapshot covers them; a slave that needs them bootstraps from the snapshot); 0: no cap")
-	retainSize := fs.String("log-retain-size", "", "keep at most this much log on disk, e.g. 1GiB; empty: no cap")
-	retainFor := fs.Duration("log-retain-for", 0, "keep log entries at most this long, e.g. 24h; 0: no cap")
-	segmentSize := fs.String("log-segment-size", "", "size of a log segment file, the unit the log is removed in, e.g. 8MiB; empty: an eighth of the retention, 1 MiB to 64 MiB")
-	compactEvery := fs.Duration("log-compact-every", 10*time.Second, "how often to check the log against the retention")
+	logFlags := addLogFlags(fs)
 	snapCPU := fs.String("snapshot-cpu", "25%", "share of one core a snapshot may take while it is made (it waits the rest of the time), so that writes keep their pace; 100%: no limit")
 	verifyEvery := fs.Uint64("verify-every", DefaultVerifyEvery, "log a replica check after this many entries: every slave compares its content with the master's there, and stops applying (diverged) on a difference; 0: only when asked (POST /db/verify, walship verify)")
 	minFree := fs.String("min-free-space", "auto", "refuse writes (507) while the data volume has less free space: a size (256MiB), a share (5%), 0 for no check; auto: the smaller of 256MiB and 5%")
@@ -423,10 +434,15 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	archiveSnapshots := fs.Uint64("archive-snapshot-every", master.DefaultArchiveSnapshotEntries, "give the archive a snapshot once its newest is this many entries behind: a restore replays at most about this many entries")
 	archiveRetainFor := fs.Duration("archive-retain-for", 0, "keep the archived snapshots and log needed to restore to any point within this long, e.g. 168h; 0: no cap (with no --archive-retain-snapshots either, the archive keeps everything)")
 	archiveRetainSnaps := fs.Int("archive-retain-snapshots", 0, "keep the newest N archived snapshots and the log after the oldest of them; 0: no cap")
+	minReplicas := fs.Int("min-replicas", 0, "default write concern: answer a write once this many slaves hold it fsynced in their log (a write may ask otherwise with w=N); with 1 or more, losing the master alone loses no acknowledged write; 0: answer once the master has it")
+	minReplicasWait := fs.Duration("min-replicas-timeout", api.DefaultMinReplicasWait, "how long a write waits for --min-replicas slaves; then it is answered, committed, with the shortfall said")
 	var nodeTLS NodeTLS
 	addNodeTLSFlags(fs, &nodeTLS, false)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *minReplicas < 0 || *minReplicasWait <= 0 {
+		return errors.New("--min-replicas must be at least 0, --min-replicas-timeout above 0")
 	}
 	if *archiveRetainSnaps < 0 || *archiveEvery <= 0 || *archiveSnapshots == 0 {
 		return errors.New("--archive-retain-snapshots must be at least 0, --archive-every and --archive-snapshot-every above 0")
@@ -434,11 +450,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	retainBytes, err := parseSize("log-retain-size", *retainSize)
-	if err != nil {
-		return err
-	}
-	segmentBytes, err := parseSize("log-segment-size", *segmentSize)
+	lf, err := logFlags()
 	if err != nil {
 		return err
 	}
@@ -452,10 +464,11 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	n, err := StartNode(NodeConfig{AuthFile: *authFile, Role: "master", ID: "master", Addr: *addr, Advertise: *advertise, Data: *data, Logger: logger,
 		WriteTimeout: *writeTimeout, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
-		RetainEntries: *retainEntries, RetainBytes: retainBytes, RetainFor: *retainFor, SegmentBytes: segmentBytes,
-		CompactEvery: *compactEvery, MinFree: *minFree, SnapshotCPU: snapShare, VerifyEvery: *verifyEvery,
+		RetainEntries: lf.RetainEntries, RetainBytes: lf.RetainBytes, RetainFor: lf.RetainFor, SegmentBytes: lf.SegmentBytes,
+		CompactEvery: lf.CompactEvery, MinFree: *minFree, SnapshotCPU: snapShare, VerifyEvery: *verifyEvery,
 		ArchiveDir: *archiveDir, ArchiveEvery: *archiveEvery, ArchiveSnapshotEntries: *archiveSnapshots,
-		ArchiveRetainFor: *archiveRetainFor, ArchiveRetainSnapshots: *archiveRetainSnaps, TLS: nodeTLS})
+		ArchiveRetainFor: *archiveRetainFor, ArchiveRetainSnapshots: *archiveRetainSnaps, TLS: nodeTLS,
+		MinReplicas: *minReplicas, MinReplicasWait: *minReplicasWait})
 	if err != nil {
 		return err
 	}
@@ -481,6 +494,7 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	authFile := fs.String("auth", "", "credentials file for this node's own API (see walship master --help); empty: open")
 	masterUser := fs.String("master-user", "", "the slave's user at the master (it needs the replicate permission); its password is read from the environment variable WALSHIP_MASTER_PASSWORD or from --master-password-file")
 	masterPassFile := fs.String("master-password-file", "", "a file holding the password of --master-user (its first line)")
+	logFlags := addLogFlags(fs)
 	join := fs.Uint64("join-from-snapshot", DefaultJoinFromSnapshot, "an empty slave starts from the master's snapshot instead of replaying the log when the snapshot is at least this many entries in; 0: always replay")
 	var nodeTLS NodeTLS
 	addNodeTLSFlags(fs, &nodeTLS, true)
@@ -491,6 +505,10 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	snapShare, err := parseShare("snapshot-cpu", *snapCPU)
+	if err != nil {
+		return err
+	}
+	lf, err := logFlags()
 	if err != nil {
 		return err
 	}
@@ -519,11 +537,44 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	node, err := StartNode(NodeConfig{AuthFile: *authFile, MasterUser: *masterUser, MasterPassword: masterPass, Role: "slave", ID: *id, Addr: *addr, Advertise: *advertise, Data: *data,
 		MasterURL: strings.TrimRight(*masterURL, "/"), Logger: logger, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
-		JoinFromSnapshot: *join, SnapshotCPU: snapShare, TLS: nodeTLS})
+		JoinFromSnapshot: *join, SnapshotCPU: snapShare, TLS: nodeTLS,
+		RetainEntries: lf.RetainEntries, RetainBytes: lf.RetainBytes, RetainFor: lf.RetainFor, SegmentBytes: lf.SegmentBytes,
+		CompactEvery: lf.CompactEvery})
 	if err != nil {
 		return err
 	}
 	return serve(ctx, node, logger)
+}
+
+// logFlags are the flags of a node's log: its retention and segments, the
+// same on a master and on a slave (which keeps a copy).
+type logFlags struct {
+	RetainEntries uint64
+	RetainBytes   int64
+	RetainFor     time.Duration
+	SegmentBytes  int64
+	CompactEvery  time.Duration
+}
+
+// addLogFlags adds the log's flags to fs; the function it returns reads
+// them once fs is parsed.
+func addLogFlags(fs *flag.FlagSet) func() (logFlags, error) {
+	retainEntries := fs.Uint64("log-retain-entries", 1_000_000, "keep at most this many log entries (older ones go once a snapshot covers them; a slave that needs them bootstraps from the snapshot); 0: no cap")
+	retainSize := fs.String("log-retain-size", "", "keep at most this much log on disk, e.g. 1GiB; empty: no cap")
+	retainFor := fs.Duration("log-retain-for", 0, "keep log entries at most this long, e.g. 24h; 0: no cap")
+	segmentSize := fs.String("log-segment-size", "", "size of a log segment file, the unit the log is removed in, e.g. 8MiB; empty: an eighth of the retention, 1 MiB to 64 MiB")
+	compactEvery := fs.Duration("log-compact-every", 10*time.Second, "how often to check the log against the retention")
+	return func() (logFlags, error) {
+		lf := logFlags{RetainEntries: *retainEntries, RetainFor: *retainFor, CompactEvery: *compactEvery}
+		var err error
+		if lf.RetainBytes, err = parseSize("log-retain-size", *retainSize); err != nil {
+			return lf, err
+		}
+		if lf.SegmentBytes, err = parseSize("log-segment-size", *segmentSize); err != nil {
+			return lf, err
+		}
+		return lf, nil
+	}
 }
 
 // waitReady is used by demo to print only once every node answers.

@@ -337,7 +337,7 @@ func TestShellCommands(t *testing.T) {
 	m, slaves := mustStartCluster(t, 1)
 	s := slaves[0].URL()
 	mustExec(t, m.URL(), "CREATE TABLE kv (k TEXT PRIMARY KEY, v)")
-	mustExec(t, m.URL(), "CREATE INDEX kv_v ON kv (v)")
+	waitApplied(t, m.URL(), slaves, mustExec(t, m.URL(), "CREATE INDEX kv_v ON kv (v)").Index)
 	ctx := context.Background()
 	shell := func(t *testing.T, node, input string) (string, error) {
 		t.Helper()
