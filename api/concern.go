@@ -49,18 +49,19 @@ func parseConcern(w *int, applied bool) (concern, error) {
 // it). Without a concern of its own, a write waits for the master's
 // default, Server.MinReplicas, at most Server.MinReplicasWait.
 func (s *Server) awaitReplicas(ctx context.Context, h http.Header, index uint64, c concern, wait time.Duration) *client.Replicas {
+	rl := s.roles()
 	if !c.Set {
 		c.W, wait = s.MinReplicas, s.MinReplicasWait
 		if wait <= 0 {
 			wait = DefaultMinReplicasWait
 		}
 	}
-	if c.W <= 0 || s.Master == nil {
+	if c.W <= 0 || rl.m == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	got := s.Master.WaitReplicas(ctx, index, c.W, c.Applied)
+	got := rl.m.WaitReplicas(ctx, index, c.W, c.Applied)
 	h.Set(HeaderReplicas, strconv.Itoa(got))
 	r := &client.Replicas{Wanted: c.W}
 	what := "held it in their log"

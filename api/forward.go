@@ -15,7 +15,8 @@ import (
 // the leader the same way). For a write, the slave answers once it has
 // applied the write itself. With ?redirect it answers 301 instead.
 func (s *Server) forwardRq(w http.ResponseWriter, r *http.Request, p *rqParams, body []byte, write bool) {
-	target := s.Slave.MasterURL() + r.URL.Path
+	rl := s.roles()
+	target := rl.sl.MasterURL() + r.URL.Path
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
@@ -40,7 +41,7 @@ func (s *Server) forwardRq(w http.ResponseWriter, r *http.Request, p *rqParams, 
 		if r.Context().Err() != nil {
 			return
 		}
-		s.logger.Warn("forwarding to the master failed", "master", s.Slave.MasterURL(), "path", r.URL.Path, "err", err)
+		s.logger.Warn("forwarding to the master failed", "master", rl.sl.MasterURL(), "path", r.URL.Path, "err", err)
 		http.Error(w, "leader not found", http.StatusServiceUnavailable)
 		return
 	}
@@ -53,7 +54,7 @@ func (s *Server) forwardRq(w http.ResponseWriter, r *http.Request, p *rqParams, 
 	if write && resp.StatusCode == http.StatusOK {
 		if idx, err := strconv.ParseUint(resp.Header.Get(client.HeaderIndex), 10, 64); err == nil {
 			// A committed write is answered 200 even when the wait runs out.
-			s.Slave.WaitApplied(r.Context(), idx)
+			rl.sl.WaitApplied(r.Context(), idx)
 		}
 	}
 	for _, h := range []string{"Content-Type", client.HeaderIndex} {

@@ -37,10 +37,11 @@ func (s *Server) registerLoadRoutes(r *mux.Router) {
 //
 // Only the master loads; a slave refuses with the master's URL.
 func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request) {
+	rl := s.roles()
 	start := time.Now()
-	if s.Slave != nil {
-		s.writeError(w, r, &client.StatusError{Status: http.StatusForbidden, Master: s.Slave.MasterURL(),
-			Msg: "a load replaces the master's database: send it to the master, " + s.Slave.MasterURL()})
+	if rl.sl != nil {
+		s.writeError(w, r, &client.StatusError{Status: http.StatusForbidden, Master: rl.sl.MasterURL(),
+			Msg: "a load replaces the master's database: send it to the master, " + rl.sl.MasterURL()})
 		return
 	}
 	p, err := parseRqParams(r)
@@ -71,14 +72,14 @@ func (s *Server) handleLoad(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("%w: load: %w", ErrBadRequest, err))
 		return
 	}
-	index, err := s.Master.Load(r.Context(), tmp)
+	index, err := rl.m.Load(r.Context(), tmp)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("load: %w", err))
 		return
 	}
 	s.logger.Info("database loaded", "bytes", n, "index", index, "took", time.Since(start).Round(time.Millisecond))
 	w.Header().Set(client.HeaderIndex, strconv.FormatUint(index, 10))
-	w.Header().Set(client.HeaderLogID, s.Master.Log().ID())
+	w.Header().Set(client.HeaderLogID, rl.m.Log().ID())
 	writeRq(w, p, rqResponse{Results: []any{}, Time: seconds(time.Since(start), p.opts.timings)})
 }
 
@@ -100,6 +101,7 @@ func receiveFile(path string, r io.Reader) (int64, error) {
 
 // loadDump runs a SQL dump as one transaction on the master.
 func (s *Server) loadDump(w http.ResponseWriter, r *http.Request, p *rqParams, body io.Reader, start time.Time) {
+	rl := s.roles()
 	text, err := io.ReadAll(io.LimitReader(body, s.MaxBody+1))
 	if err != nil {
 		s.writeRqError(w, r, badRequest("reading the body: "+err.Error()))
@@ -123,14 +125,14 @@ func (s *Server) loadDump(w http.ResponseWriter, r *http.Request, p *rqParams, b
 	}
 	if len(plan.stmts) == 0 {
 		if len(plan.framed) > 0 { // the dump of an empty database
-			w.Header().Set(client.HeaderIndex, strconv.FormatUint(s.Master.DB().AppliedIndex(), 10))
+			w.Header().Set(client.HeaderIndex, strconv.FormatUint(rl.m.DB().AppliedIndex(), 10))
 			writeRq(w, p, rqResponse{Results: plan.results(nil, shape, p.opts, true), Time: seconds(time.Since(start), p.opts.timings)})
 			return
 		}
 		s.writeError(w, r, fmt.Errorf("%w: the body holds no SQL statement", ErrBadRequest))
 		return
 	}
-	res := s.Master.Execute(r.Context(), db.Request{Statements: plan.stmts, Txn: true, NoForeignKeys: plan.noFK, Timeout: p.dbTimeout})
+	res := rl.m.Execute(r.Context(), db.Request{Statements: plan.stmts, Txn: true, NoForeignKeys: plan.noFK, Timeout: p.dbTimeout})
 	if res.Err != nil {
 		s.writeRqError(w, r, res.Err)
 		return

@@ -73,10 +73,11 @@ var feedWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64
 // feed returns the feed the node serves: the master's log, or the log a
 // slave keeps; nil for a slave that keeps none.
 func (s *Server) feed() *feed.Feed {
-	if s.Master != nil {
-		return s.Master.FeedServer()
+	rl := s.roles()
+	if rl.m != nil {
+		return rl.m.FeedServer()
 	}
-	return s.Slave.FeedServer()
+	return rl.sl.FeedServer()
 }
 
 // followers lists the slaves that pull the node's log.
@@ -159,15 +160,16 @@ func (s *Server) handleLogStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) logStatus() client.LogStatus {
+	rl := s.roles()
 	d := s.db()
-	if s.Master != nil {
-		lg := s.Master.Log()
+	if rl.m != nil {
+		lg := rl.m.Log()
 		st := client.LogStatus{Role: "master", LogID: lg.ID(), Epoch: lg.Epoch(), FirstIndex: lg.FirstIndex(),
 			LastIndex: lg.LastIndex(), AppliedIndex: d.AppliedIndex(), Slaves: []client.SlaveStatus{}}
-		if err := s.Master.DiskLow(); err != nil {
+		if err := rl.m.DiskLow(); err != nil {
 			st.State, st.Error = client.StateDiskLow, err.Error()
 		}
-		if err := s.Master.Err(); err != nil {
+		if err := rl.m.Err(); err != nil {
 			st.State, st.Error = client.StateHalted, err.Error()
 		}
 		st.LogBytes, st.LogSegments = lg.Size(), lg.Segments()
@@ -177,7 +179,7 @@ func (s *Server) logStatus() client.LogStatus {
 				st.SnapshotIndex, st.SnapshotAgeSecs = &info.Index, &age
 			}
 		}
-		if a, ok := s.Master.ArchiveStatus(); ok {
+		if a, ok := rl.m.ArchiveStatus(); ok {
 			st.ArchiveDir, st.ArchiveIndex = a.Dir, &a.Index
 			if a.HasSnapshot {
 				st.ArchiveSnapshotIndex = &a.SnapshotIndex
@@ -191,18 +193,18 @@ func (s *Server) logStatus() client.LogStatus {
 		st.LastCheck = s.lastCheck()
 		return st
 	}
-	ss := s.Slave.Status()
+	ss := rl.sl.Status()
 	applied := d.AppliedIndex()
 	masterLast := ss.MasterLast
 	lag := uint64(0)
 	if masterLast > applied {
 		lag = masterLast - applied
 	}
-	st := client.LogStatus{Role: "slave", ID: s.ID, LogID: d.LogID(), Master: s.Slave.MasterURL(), State: ss.State,
+	st := client.LogStatus{Role: "slave", ID: s.ID, LogID: d.LogID(), Master: rl.sl.MasterURL(), State: ss.State,
 		Error: ss.Err, FirstIndex: ss.MasterFirst, LastIndex: masterLast, AppliedIndex: applied,
 		MasterLastIndex: &masterLast, LagEntries: &lag,
 		BootstrapBytesDone: ss.BootstrapDone, BootstrapBytesTotal: ss.BootstrapTotal, LastCheck: s.lastCheck()}
-	if lg := s.Slave.Log(); lg != nil {
+	if lg := rl.sl.Log(); lg != nil {
 		first, last := lg.FirstIndex(), lg.LastIndex()
 		st.LogFirstIndex, st.LogLastIndex, st.Epoch = &first, &last, lg.Epoch()
 		st.LogBytes, st.LogSegments = lg.Size(), lg.Segments()

@@ -10,6 +10,8 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/walship/walship/wal"
 )
 
 // Metrics are a node's Prometheus metrics, served at GET /metrics. They
@@ -83,6 +85,7 @@ func (m *Metrics) ObserveApply(entries int, d time.Duration) {
 // registerMetrics adds the node's gauges, read at each scrape, and the
 // route.
 func (s *Server) registerMetrics(r *mux.Router) {
+	rl := s.roles()
 	m := s.Metrics
 	gauge := func(name, help string, f func() float64) {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
@@ -105,48 +108,80 @@ func (s *Server) registerMetrics(r *mux.Router) {
 			return 0
 		})
 	}
-	if s.Master != nil {
-		lg := s.Master.Log()
-		gauge("walship_log_first_index", "First index of the master's log.", func() float64 { return float64(lg.FirstIndex()) })
-		gauge("walship_log_last_index", "Last index of the master's log.", func() float64 { return float64(lg.LastIndex()) })
-		gauge("walship_log_size_bytes", "Bytes the master's log files take.", func() float64 { return float64(lg.Size()) })
-		gauge("walship_disk_free_bytes", "Free bytes of the volume that holds the master's log (-1: unknown).", func() float64 {
-			free, err := s.Master.DiskFree()
-			if err != nil {
-				return -1
+	// The node's log: the master's, or the copy a slave keeps (the role
+	// may switch at run time: each scrape reads the current one).
+	logOf := func() *wal.Log {
+		if fd := s.feed(); fd != nil {
+			return fd.Log()
+		}
+		return nil
+	}
+	logGauge := func(name, help string, f func(*wal.Log) float64) {
+		gauge(name, help, func() float64 {
+			if lg := logOf(); lg != nil {
+				return f(lg)
 			}
-			return float64(free)
+			return 0
 		})
-		gauge("walship_log_segments", "Files the master's log is kept in (log.db and the sealed segments).", func() float64 { return float64(lg.Segments()) })
-		if _, ok := s.Master.ArchiveStatus(); ok {
+	}
+	logGauge("walship_log_first_index", "First index of this node's log.", func(lg *wal.Log) float64 { return float64(lg.FirstIndex()) })
+	logGauge("walship_log_last_index", "Last index of this node's log.", func(lg *wal.Log) float64 { return float64(lg.LastIndex()) })
+	logGauge("walship_log_size_bytes", "Bytes this node's log files take.", func(lg *wal.Log) float64 { return float64(lg.Size()) })
+	logGauge("walship_log_segments", "Files this node's log is kept in (log.db and the sealed segments).", func(lg *wal.Log) float64 { return float64(lg.Segments()) })
+	logGauge("walship_epoch", "This node's epoch: the master generation it follows or leads.", func(lg *wal.Log) float64 { return float64(lg.Epoch()) })
+	gauge("walship_disk_free_bytes", "Free bytes of the volume that holds the master's log (-1: unknown, or not the master).", func() float64 {
+		m := s.roles().m
+		if m == nil {
+			return -1
+		}
+		free, err := m.DiskFree()
+		if err != nil {
+			return -1
+		}
+		return float64(free)
+	})
+	if rl.m != nil {
+		if _, ok := rl.m.ArchiveStatus(); ok {
 			gauge("walship_archive_index", "Index up to which the master's log entries are in its archive.", func() float64 {
-				a, _ := s.Master.ArchiveStatus()
-				return float64(a.Index)
+				if m := s.roles().m; m != nil {
+					a, _ := m.ArchiveStatus()
+					return float64(a.Index)
+				}
+				return 0
 			})
 			gauge("walship_archive_failing", "1 while copying to the archive fails (compaction waits), else 0.", func() float64 {
-				if a, _ := s.Master.ArchiveStatus(); a.Err != nil {
-					return 1
+				if m := s.roles().m; m != nil {
+					if a, _ := m.ArchiveStatus(); a.Err != nil {
+						return 1
+					}
 				}
 				return 0
 			})
 		}
-		m.reg.MustRegister(&slaveCollector{s: s})
-	} else {
-		gauge("walship_lag_entries", "Entries the master has that this slave has not applied yet.", func() float64 {
-			st, applied := s.Slave.Status(), s.db().AppliedIndex()
-			if st.MasterLast > applied {
-				return float64(st.MasterLast - applied)
-			}
-			return 0
-		})
-		gauge("walship_lag_seconds", "Seconds since this slave last had applied everything the master had (0 while caught up).", func() float64 {
-			st := s.Slave.Status()
-			if st.MasterLast <= s.db().AppliedIndex() || st.LastCaughtUp.IsZero() {
-				return 0
-			}
-			return time.Since(st.LastCaughtUp).Seconds()
-		})
 	}
+	m.reg.MustRegister(&slaveCollector{s: s})
+	gauge("walship_lag_entries", "Entries the master has that this slave has not applied yet (0 on the master).", func() float64 {
+		sl := s.roles().sl
+		if sl == nil {
+			return 0
+		}
+		st, applied := sl.Status(), s.db().AppliedIndex()
+		if st.MasterLast > applied {
+			return float64(st.MasterLast - applied)
+		}
+		return 0
+	})
+	gauge("walship_lag_seconds", "Seconds since this slave last had applied everything the master had (0 while caught up, and on the master).", func() float64 {
+		sl := s.roles().sl
+		if sl == nil {
+			return 0
+		}
+		st := sl.Status()
+		if st.MasterLast <= s.db().AppliedIndex() || st.LastCaughtUp.IsZero() {
+			return 0
+		}
+		return time.Since(st.LastCaughtUp).Seconds()
+	})
 	s.registerVerifyMetrics(m)
 	r.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	r.Use(func(next http.Handler) http.Handler {
@@ -167,8 +202,9 @@ func (s *Server) registerMetrics(r *mux.Router) {
 	})
 }
 
-// slaveCollector reports, on the master, each slave's applied index and
-// lag in entries and in seconds (the age of the oldest entry it lacks).
+// slaveCollector reports, on a node that serves its log (the master, a
+// slave that others follow), each follower's applied index and lag in
+// entries and in seconds (the age of the oldest entry it lacks).
 type slaveCollector struct{ s *Server }
 
 var (
@@ -184,8 +220,12 @@ func (c *slaveCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *slaveCollector) Collect(ch chan<- prometheus.Metric) {
-	lg := c.s.Master.Log()
-	for _, sl := range c.s.Master.Slaves() {
+	fd := c.s.feed()
+	if fd == nil {
+		return
+	}
+	lg := fd.Log()
+	for _, sl := range fd.Followers() {
 		ch <- prometheus.MustNewConstMetric(slaveAppliedDesc, prometheus.GaugeValue, float64(sl.Applied), sl.ID)
 		ch <- prometheus.MustNewConstMetric(slaveLagDesc, prometheus.GaugeValue, float64(sl.Lag), sl.ID)
 		age := 0.0

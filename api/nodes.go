@@ -21,7 +21,8 @@ func (s *Server) registerNodeRoutes(r *mux.Router) {
 // (?ver=2: {"nodes":[…]}), the master marked leader. The master checks that
 // every slave it knows answers; a slave asks the master.
 func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
-	if s.Slave != nil {
+	rl := s.roles()
+	if rl.sl != nil {
 		p, err := parseRqParams(r)
 		if err != nil {
 			s.writeRqError(w, r, err)
@@ -41,7 +42,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 	}
 	nodes := []client.Node{{ID: s.ID, APIAddr: s.Advertise, Addr: hostOf(s.Advertise), Voter: true,
 		Reachable: true, Leader: true, Role: "master"}}
-	slaves := s.Master.Slaves()
+	slaves := rl.m.Slaves()
 	checked := make([]client.Node, len(slaves))
 	var wg sync.WaitGroup
 	for i, sl := range slaves {

@@ -119,6 +119,7 @@ func (q *writeQueue) run(ctx context.Context) {
 // master, or sends them to it from a slave. Statements that fail are only
 // logged, as rqlite does; an error means nothing was written.
 func (q *writeQueue) write(ctx context.Context, elems []json.RawMessage, authorization string) error {
+	rl := q.s.roles()
 	if len(elems) == 0 {
 		return nil
 	}
@@ -126,8 +127,8 @@ func (q *writeQueue) write(ctx context.Context, elems []json.RawMessage, authori
 	if err != nil {
 		return err
 	}
-	if q.s.Slave != nil {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, q.s.Slave.MasterURL()+"/db/execute", bytes.NewReader(body))
+	if rl.sl != nil {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, rl.sl.MasterURL()+"/db/execute", bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
@@ -144,7 +145,7 @@ func (q *writeQueue) write(ctx context.Context, elems []json.RawMessage, authori
 			return fmt.Errorf("master answered %s", resp.Status)
 		}
 		if idx, err := strconv.ParseUint(resp.Header.Get(client.HeaderIndex), 10, 64); err == nil {
-			q.s.Slave.WaitApplied(ctx, idx)
+			rl.sl.WaitApplied(ctx, idx)
 		}
 		return nil
 	}
@@ -155,7 +156,7 @@ func (q *writeQueue) write(ctx context.Context, elems []json.RawMessage, authori
 	}
 	plan := planRq(parsed)
 	plan.frame()
-	res := q.s.Master.Execute(ctx, db.Request{Statements: plan.stmts, Txn: plan.txn, NoForeignKeys: plan.noFK})
+	res := rl.m.Execute(ctx, db.Request{Statements: plan.stmts, Txn: plan.txn, NoForeignKeys: plan.noFK})
 	if res.Err != nil {
 		return res.Err
 	}

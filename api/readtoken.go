@@ -34,16 +34,17 @@ func minIndex(r *http.Request) (uint64, error) {
 // read that follows then sees the write that index names, on any node
 // (read-your-writes without reading at the master).
 func (s *Server) waitApplied(ctx context.Context, index uint64, wait time.Duration) error {
+	rl := s.roles()
 	if index == 0 || s.db().AppliedIndex() >= index {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	var ok bool
-	if s.Slave != nil {
-		ok = s.Slave.WaitApplied(ctx, index)
+	if rl.sl != nil {
+		ok = rl.sl.WaitApplied(ctx, index)
 	} else {
-		ok = s.Master.WaitApplied(ctx, index)
+		ok = rl.m.WaitApplied(ctx, index)
 	}
 	if !ok {
 		return fmt.Errorf("%w: it has applied %d, not %d, within %s; ask again, or read at the master", ErrNotApplied,

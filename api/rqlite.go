@@ -460,6 +460,7 @@ func (s *Server) rqRequest(w http.ResponseWriter, r *http.Request) (*rqParams, [
 }
 
 func (s *Server) handleRqExecute(w http.ResponseWriter, r *http.Request) {
+	rl := s.roles()
 	start := time.Now()
 	p, body, ok := s.rqRequest(w, r)
 	if !ok {
@@ -469,7 +470,7 @@ func (s *Server) handleRqExecute(w http.ResponseWriter, r *http.Request) {
 		s.handleQueue(w, r, p, body, start)
 		return
 	}
-	if s.Slave != nil {
+	if rl.sl != nil {
 		s.forwardRq(w, r, p, body, true)
 		return
 	}
@@ -483,6 +484,7 @@ func (s *Server) handleRqExecute(w http.ResponseWriter, r *http.Request) {
 
 // masterWrite runs elems as one write request on the master.
 func (s *Server) masterWrite(w http.ResponseWriter, r *http.Request, p *rqParams, elems []rqElement, start time.Time, rowsShape func(db.Result) bool) {
+	rl := s.roles()
 	plan := planRq(elems)
 	plan.frame()
 	txn := p.txn || plan.txn
@@ -493,13 +495,13 @@ func (s *Server) masterWrite(w http.ResponseWriter, r *http.Request, p *rqParams
 	}
 	var res master.Result
 	if len(plan.stmts) > 0 {
-		res = s.Master.Execute(r.Context(), db.Request{Statements: plan.stmts, Txn: txn, NoForeignKeys: plan.noFK, Timeout: p.dbTimeout})
+		res = rl.m.Execute(r.Context(), db.Request{Statements: plan.stmts, Txn: txn, NoForeignKeys: plan.noFK, Timeout: p.dbTimeout})
 		if res.Err != nil {
 			s.writeRqError(w, r, res.Err)
 			return
 		}
 	} else {
-		res.Index = s.Master.DB().AppliedIndex()
+		res.Index = rl.m.DB().AppliedIndex()
 	}
 	w.Header().Set(client.HeaderIndex, strconv.FormatUint(res.Index, 10))
 	resp := rqResponse{Results: plan.results(res.Results, rowsShape, p.opts, txn), Time: seconds(time.Since(start), p.opts.timings)}
@@ -513,6 +515,7 @@ func (s *Server) masterWrite(w http.ResponseWriter, r *http.Request, p *rqParams
 }
 
 func (s *Server) handleRqQuery(w http.ResponseWriter, r *http.Request) {
+	rl := s.roles()
 	start := time.Now()
 	p, body, ok := s.rqRequest(w, r)
 	if !ok {
@@ -521,7 +524,7 @@ func (s *Server) handleRqQuery(w http.ResponseWriter, r *http.Request) {
 	// A read token (min_index) makes the read local, once the node has
 	// applied the write it names; strong and linearizable reads go to the
 	// master still.
-	if s.Slave != nil && p.level != "none" && p.level != "auto" && (p.minIndex == 0 || p.level == "strong" || p.level == "linearizable") {
+	if rl.sl != nil && p.level != "none" && p.level != "auto" && (p.minIndex == 0 || p.level == "strong" || p.level == "linearizable") {
 		s.forwardRq(w, r, p, body, false)
 		return
 	}
@@ -549,10 +552,11 @@ func (s *Server) handleRqQuery(w http.ResponseWriter, r *http.Request) {
 // write (strong, linearizable) on a master whose database lacks entries
 // its log holds (halted).
 func (s *Server) haltedRead(p *rqParams) error {
-	if s.Master == nil || (p.level != "strong" && p.level != "linearizable") {
+	rl := s.roles()
+	if rl.m == nil || (p.level != "strong" && p.level != "linearizable") {
 		return nil
 	}
-	if err := s.Master.Err(); err != nil {
+	if err := rl.m.Err(); err != nil {
 		return fmt.Errorf("%w: %w; a read at level %s could miss an acknowledged write", master.ErrHalted, err, p.level)
 	}
 	return nil
@@ -561,10 +565,11 @@ func (s *Server) haltedRead(p *rqParams) error {
 // staleRead reports whether a slave has not been caught up with the master
 // within ?freshness.
 func (s *Server) staleRead(p *rqParams) bool {
-	if s.Slave == nil || !p.hasFresh {
+	rl := s.roles()
+	if rl.sl == nil || !p.hasFresh {
 		return false
 	}
-	st := s.Slave.Status()
+	st := rl.sl.Status()
 	return st.LastCaughtUp.IsZero() || time.Since(st.LastCaughtUp) > p.freshness
 }
 
@@ -599,6 +604,7 @@ func (s *Server) localQuery(w http.ResponseWriter, r *http.Request, p *rqParams,
 }
 
 func (s *Server) handleRqRequest(w http.ResponseWriter, r *http.Request) {
+	rl := s.roles()
 	start := time.Now()
 	p, body, ok := s.rqRequest(w, r)
 	if !ok {
@@ -620,7 +626,7 @@ func (s *Server) handleRqRequest(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	local := readOnly && (s.Master != nil || p.level == "none" || p.level == "auto" ||
+	local := readOnly && (rl.m != nil || p.level == "none" || p.level == "auto" ||
 		(p.minIndex > 0 && p.level != "strong" && p.level != "linearizable"))
 	switch {
 	case local:
@@ -637,7 +643,7 @@ func (s *Server) handleRqRequest(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.localQuery(w, r, p, elems, start)
-	case s.Slave != nil:
+	case rl.sl != nil:
 		s.forwardRq(w, r, p, body, !readOnly)
 	default:
 		s.masterWrite(w, r, p, elems, start, func(res db.Result) bool { return len(res.Columns) > 0 })

@@ -231,10 +231,11 @@ func (s *Server) seedQuery(r *http.Request, stmts []wal.Statement) (*client.Seed
 }
 
 func (s *Server) seedExec(r *http.Request, req *client.SeedRequest, stmts []wal.Statement, noFK bool) (*client.SeedResponse, error) {
-	if s.Slave != nil {
+	rl := s.roles()
+	if rl.sl != nil {
 		return s.forwardExec(r, req, stmts)
 	}
-	res := s.Master.Execute(r.Context(), db.Request{Statements: stmts, Txn: true, NoForeignKeys: noFK})
+	res := rl.m.Execute(r.Context(), db.Request{Statements: stmts, Txn: true, NoForeignKeys: noFK})
 	if res.Err != nil {
 		return nil, res.Err
 	}
@@ -263,24 +264,25 @@ func (s *Server) seedExec(r *http.Request, req *client.SeedRequest, stmts []wal.
 // forwardExec refuses schema statements on a slave (the seed's rule) and
 // forwards other writes to the master.
 func (s *Server) forwardExec(r *http.Request, req *client.SeedRequest, stmts []wal.Statement) (*client.SeedResponse, error) {
+	rl := s.roles()
 	for _, st := range stmts {
 		cl, _ := s.db().Classify(r.Context(), st.SQL)
 		if cl.Refused != "" {
 			return nil, fmt.Errorf("%w: %s", db.ErrRefused, cl.Refused)
 		}
 		if cl.Schema {
-			return nil, &client.StatusError{Status: http.StatusForbidden, Master: s.Slave.MasterURL(),
-				Msg: fmt.Sprintf("schema statements (CREATE, ALTER, DROP …) are taken only by the master: send them to %s", s.Slave.MasterURL())}
+			return nil, &client.StatusError{Status: http.StatusForbidden, Master: rl.sl.MasterURL(),
+				Msg: fmt.Sprintf("schema statements (CREATE, ALTER, DROP …) are taken only by the master: send them to %s", rl.sl.MasterURL())}
 		}
 	}
 	// The master checks the client's credentials, not the slave's.
-	resp, err := s.Slave.Forward(client.WithAuthorization(r.Context(), r.Header.Get("Authorization")), *req)
+	resp, err := rl.sl.Forward(client.WithAuthorization(r.Context(), r.Header.Get("Authorization")), *req)
 	if err != nil {
 		var se *client.StatusError
 		if errors.As(err, &se) || r.Context().Err() != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w (%s): %v", ErrMasterUnreachable, s.Slave.MasterURL(), err)
+		return nil, fmt.Errorf("%w (%s): %v", ErrMasterUnreachable, rl.sl.MasterURL(), err)
 	}
 	return resp, nil
 }

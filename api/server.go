@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -45,9 +46,11 @@ type Server struct {
 	Advertise string
 	// ID is the node's id (a slave's id; "master" for the master).
 	ID string
-	// Master or Slave is the node's role.
+	// Master or Slave is the node's role at start; SetRole switches it
+	// at run time (the fields keep the first).
 	Master *master.Master
 	Slave  *slave.Slave
+	live   atomic.Pointer[roles] // the current role (SetRole)
 	// MaxBody limits request bodies. Zero means DefaultMaxBody.
 	MaxBody int64
 	// QueryTimeout bounds a read from its arrival, waiting for a read
@@ -103,8 +106,8 @@ const Version = "v0.1.0-walship"
 
 // Open listens on Addr and starts serving in the background.
 func (s *Server) Open() error {
-	if (s.Master == nil) == (s.Slave == nil) {
-		return errors.New("api: exactly one of Master and Slave must be set")
+	if err := s.SetRole(s.Master, s.Slave); err != nil {
+		return err
 	}
 	s.logger = s.Logger
 	if s.logger == nil {
@@ -230,17 +233,47 @@ func AdvertiseURL(addr string, https bool) string {
 }
 
 func (s *Server) db() *db.DB {
-	if s.Master != nil {
-		return s.Master.DB()
+	rl := s.roles()
+	if rl.m != nil {
+		return rl.m.DB()
 	}
-	return s.Slave.DB()
+	return rl.sl.DB()
 }
 
 func (s *Server) role() string {
-	if s.Master != nil {
+	if s.roles().m != nil {
 		return "master"
 	}
 	return "slave"
+}
+
+// roles is the node's role at one moment: exactly one of m and sl is set.
+// A handler takes it once (Server.roles) and uses that one throughout:
+// the role may switch meanwhile (a promotion, a step-down), and the role
+// it took stays usable until the request ends (a closed master answers
+// ErrStopped, a closed slave serves reads of its database).
+type roles struct {
+	m  *master.Master
+	sl *slave.Slave
+}
+
+// roles returns the node's current role.
+func (s *Server) roles() roles {
+	if r := s.live.Load(); r != nil {
+		return *r
+	}
+	return roles{m: s.Master, sl: s.Slave}
+}
+
+// SetRole switches the node's role at run time: exactly one of m and sl
+// is set. Requests that started before keep the role they took; the
+// caller closes the old role once they had time to end.
+func (s *Server) SetRole(m *master.Master, sl *slave.Slave) error {
+	if (m == nil) == (sl == nil) {
+		return errors.New("api: exactly one of master and slave must be set")
+	}
+	s.live.Store(&roles{m: m, sl: sl})
+	return nil
 }
 
 // queryContext bounds a read by QueryTimeout (and a shorter limit, if

@@ -29,13 +29,14 @@ func (s *Server) handleChecksum(w http.ResponseWriter, r *http.Request) {
 // handleStatus serves GET /status: the node, its role, and who leads (in
 // rqlite's shape, where the leader is the master).
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	rl := s.roles()
 	leaderID, leaderAddr := s.ID, s.Advertise
-	if s.Slave != nil {
-		leaderID, leaderAddr = "master", s.Slave.MasterURL()
+	if rl.sl != nil {
+		leaderID, leaderAddr = "master", rl.sl.MasterURL()
 	}
 	ls := s.logStatus()
 	state := "Leader"
-	if s.Slave != nil {
+	if rl.sl != nil {
 		state = "Follower"
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -62,11 +63,12 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 // ready once it has heard from the master and has not diverged; ?noleader
 // skips that check.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	rl := s.roles()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if s.Master != nil {
-		err := s.Master.Err()
+	if rl.m != nil {
+		err := rl.m.Err()
 		if err == nil {
-			err = s.Master.DiskLow()
+			err = rl.m.DiskLow()
 		}
 		if err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -80,7 +82,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("[+]node ok\n"))
 		return
 	}
-	st := s.Slave.Status()
+	st := rl.sl.Status()
 	switch {
 	case st.State == client.StateDiverged:
 		w.WriteHeader(http.StatusServiceUnavailable)

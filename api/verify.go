@@ -32,6 +32,7 @@ func (s *Server) registerVerifyRoutes(r *mux.Router) {
 // until its content is hashed and the sums are logged, and answers them.
 // A slave forwards the request to its master.
 func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
+	rl := s.roles()
 	q := r.URL.Query()
 	_, wait := q["wait"]
 	timeout := DefaultVerifyWait
@@ -43,13 +44,13 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		}
 		timeout, wait = d, true
 	}
-	if s.Slave != nil {
+	if rl.sl != nil {
 		s.forwardVerify(w, r, timeout)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	index, err := s.Master.Verify(ctx)
+	index, err := rl.m.Verify(ctx)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("verify: %w", err))
 		return
@@ -58,7 +59,7 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, client.VerifyResponse{Index: index})
 		return
 	}
-	res, err := s.Master.WaitVerified(ctx, index)
+	res, err := rl.m.WaitVerified(ctx, index)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("verify: %w (the check's result will show in /log/status)", err))
 		return
@@ -73,7 +74,8 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) {
 // forwardVerify sends a slave's POST /db/verify to the master and relays
 // the answer.
 func (s *Server) forwardVerify(w http.ResponseWriter, r *http.Request, timeout time.Duration) {
-	target := s.Slave.MasterURL() + r.URL.Path
+	rl := s.roles()
+	target := rl.sl.MasterURL() + r.URL.Path
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
@@ -93,7 +95,7 @@ func (s *Server) forwardVerify(w http.ResponseWriter, r *http.Request, timeout t
 		if r.Context().Err() != nil {
 			return
 		}
-		s.writeError(w, r, fmt.Errorf("%w: %s: %w", ErrMasterUnreachable, s.Slave.MasterURL(), err))
+		s.writeError(w, r, fmt.Errorf("%w: %s: %w", ErrMasterUnreachable, rl.sl.MasterURL(), err))
 		return
 	}
 	defer resp.Body.Close()
@@ -111,10 +113,11 @@ func (s *Server) forwardVerify(w http.ResponseWriter, r *http.Request, timeout t
 
 // verification returns the node's latest replica check and its counts.
 func (s *Server) verification() db.Verification {
-	if s.Master != nil {
-		return s.Master.Verification()
+	rl := s.roles()
+	if rl.m != nil {
+		return rl.m.Verification()
 	}
-	return s.Slave.Verification()
+	return rl.sl.Verification()
 }
 
 // lastCheck is the node's latest replica check as /log/status shows it;
