@@ -279,7 +279,7 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 		n.slave, err = slave.Open(n.db, slave.Config{ID: cfg.ID, URL: advertise, MasterURL: cfg.MasterURL, Logger: logger, TLS: peerTLS,
 			Log: n.log, Snapshots: snapshots, CompactEvery: cfg.CompactEvery,
 			Retention: retention.Policy{Entries: cfg.RetainEntries, Bytes: cfg.RetainBytes, For: cfg.RetainFor},
-			OnApply: metrics.ObserveApply, JoinFromSnapshot: cfg.JoinFromSnapshot,
+			OnApply:   metrics.ObserveApply, JoinFromSnapshot: cfg.JoinFromSnapshot,
 			MasterUser: cfg.MasterUser, MasterPassword: cfg.MasterPassword, CheckCPU: snapshots.CPUShare})
 		if err != nil {
 			return nil, err
