@@ -15,20 +15,23 @@ import (
 // needs execute or query by its command: its handler decides, once the body
 // is read. An endpoint not listed needs none (it answers 404).
 var routePerms = map[string][]auth.Perm{
-	"/db/execute":  {auth.PermExecute},
-	"/db/query":    {auth.PermQuery},
-	"/db/request":  {auth.PermExecute, auth.PermQuery},
-	"/db/backup":   {auth.PermBackup},
-	"/db/load":     {auth.PermLoad},
-	"/db/snapshot": {auth.PermReplicate},
-	"/db/checksum": {auth.PermStatus},
-	"/db/verify":   {auth.PermStatus},
-	"/log/entries": {auth.PermReplicate},
-	"/log/status":  {auth.PermStatus},
-	"/status":      {auth.PermStatus},
-	"/nodes":       {auth.PermStatus},
-	"/metrics":     {auth.PermStatus},
-	"/readyz":      {auth.PermReady},
+	"/db/execute":   {auth.PermExecute},
+	"/db/query":     {auth.PermQuery},
+	"/db/request":   {auth.PermExecute, auth.PermQuery},
+	"/db/backup":    {auth.PermBackup},
+	"/db/load":      {auth.PermLoad},
+	"/db/snapshot":  {auth.PermReplicate},
+	"/db/checksum":  {auth.PermStatus},
+	"/db/verify":    {auth.PermStatus},
+	"/log/entries":  {auth.PermReplicate},
+	"/log/status":   {auth.PermStatus},
+	"/status":       {auth.PermStatus},
+	"/nodes":        {auth.PermStatus},
+	"/metrics":      {auth.PermStatus},
+	"/readyz":       {auth.PermReady},
+	"/node/promote": {auth.PermLeaderOps},
+	"/node/fence":   {auth.PermLeaderOps},
+	"/node/master":  {auth.PermLeaderOps},
 }
 
 // authRealm is the realm of the Basic challenge.

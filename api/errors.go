@@ -12,6 +12,7 @@ import (
 	"github.com/walship/walship/api/client"
 	"github.com/walship/walship/auth"
 	"github.com/walship/walship/db"
+	"github.com/walship/walship/feed"
 	"github.com/walship/walship/master"
 	"github.com/walship/walship/slave"
 	"github.com/walship/walship/snapshot"
@@ -55,7 +56,7 @@ func statusOf(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, ErrForbidden), errors.Is(err, auth.ErrForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, ErrNotMaster), errors.Is(err, ErrNoSnapshots), errors.Is(err, master.ErrNoCheck):
+	case errors.Is(err, ErrNotMaster), errors.Is(err, ErrNoSnapshots), errors.Is(err, master.ErrNoCheck), errors.Is(err, ErrNoRoleSwitch):
 		return http.StatusNotFound
 	case errors.Is(err, ErrQueryTimeout), errors.Is(err, db.ErrTimeout), errors.Is(err, ErrBodyTimeout):
 		return http.StatusRequestTimeout
@@ -64,11 +65,12 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, db.ErrNotDatabase), errors.Is(err, db.ErrNoTable), errors.Is(err, db.ErrNotDumpable):
 		return http.StatusBadRequest
-	case errors.Is(err, master.ErrLogConflict), errors.Is(err, wal.ErrOutOfRange):
+	case errors.Is(err, master.ErrLogConflict), errors.Is(err, wal.ErrOutOfRange), errors.Is(err, feed.ErrFenced),
+		errors.Is(err, ErrRoleSwitch):
 		return http.StatusConflict
 	case errors.Is(err, master.ErrCompacted):
 		return http.StatusGone
-	case errors.Is(err, master.ErrStopped), errors.Is(err, master.ErrAppend), errors.Is(err, master.ErrHalted),
+	case errors.Is(err, master.ErrStopped), errors.Is(err, master.ErrAppend), errors.Is(err, master.ErrHalted), errors.Is(err, master.ErrFenced),
 		errors.Is(err, ErrMasterUnreachable), errors.Is(err, ErrSnapshotGone),
 		errors.Is(err, slave.ErrDiverged), errors.Is(err, db.ErrClosed):
 		return http.StatusServiceUnavailable
@@ -91,6 +93,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ce *master.CompactedError
 	if errors.As(err, &ce) {
 		body.SnapshotIndex, body.NewLogID = ce.Snapshot, ce.NewLogID
+	}
+	var fe *feed.ConflictError
+	if errors.As(err, &fe) {
+		body.Epoch, body.Fenced, body.SupersededFrom = fe.Epoch, errors.Is(fe.Err, feed.ErrFenced), fe.Superseded
 	}
 	var se *client.StatusError
 	if errors.As(err, &se) {

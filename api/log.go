@@ -142,6 +142,9 @@ func parseFeed(r *http.Request) (feed.Request, error) {
 	if req.Received, _, err = uintParam(client.FeedReceived, false); err != nil {
 		return req, err
 	}
+	if req.KnownEpoch, _, err = uintParam(client.FeedKnownEpoch, false); err != nil {
+		return req, err
+	}
 	req.SlaveID = q.Get(client.FeedID)
 	req.SlaveURL = q.Get(client.FeedURL)
 	req.LogID = q.Get(client.FeedLogID)
@@ -171,6 +174,9 @@ func (s *Server) logStatus() client.LogStatus {
 		}
 		if err := rl.m.Err(); err != nil {
 			st.State, st.Error = client.StateHalted, err.Error()
+		}
+		if err := rl.m.Fenced(); err != nil {
+			st.State, st.Error = client.StateFenced, err.Error()
 		}
 		st.LogBytes, st.LogSegments = lg.Size(), lg.Segments()
 		if s.Snapshots != nil {
@@ -204,6 +210,10 @@ func (s *Server) logStatus() client.LogStatus {
 		Error: ss.Err, FirstIndex: ss.MasterFirst, LastIndex: masterLast, AppliedIndex: applied,
 		MasterLastIndex: &masterLast, LagEntries: &lag,
 		BootstrapBytesDone: ss.BootstrapDone, BootstrapBytesTotal: ss.BootstrapTotal, LastCheck: s.lastCheck()}
+	if sup := ss.Superseded; sup != nil {
+		st.Superseded = &client.Superseded{From: sup.From, To: sup.To, Epoch: sup.Epoch, NewEpoch: sup.NewEpoch,
+			Time: sup.At.UTC().Format(time.RFC3339)}
+	}
 	if lg := rl.sl.Log(); lg != nil {
 		first, last := lg.FirstIndex(), lg.LastIndex()
 		st.LogFirstIndex, st.LogLastIndex, st.Epoch = &first, &last, lg.Epoch()

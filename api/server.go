@@ -76,6 +76,9 @@ type Server struct {
 	// TLS, if set, serves every endpoint over TLS only (package certs
 	// builds it), and the derived advertised URL is https. Nil: plain HTTP.
 	TLS *tls.Config
+	// Roles, if set, switches the node's role at run time (promotion,
+	// fencing, re-pointing: POST /node/*); nil: 404 there.
+	Roles RoleSwitch
 	// MinReplicas is the master's default write concern: a write that
 	// names none is answered once this many slaves hold it fsynced in
 	// their log, or MinReplicasWait (zero: DefaultMinReplicasWait) has
@@ -152,6 +155,7 @@ func (s *Server) Open() error {
 	s.registerBackupRoutes(r)
 	s.registerLoadRoutes(r)
 	s.registerVerifyRoutes(r)
+	s.registerRoleRoutes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})

@@ -35,7 +35,31 @@ var (
 	// log this node started keeping): the follower bootstraps from a
 	// snapshot.
 	ErrCompacted = errors.New("the entries asked for were compacted away")
+	// ErrFenced is returned by Serve when the follower knows a higher
+	// epoch than this node's: a master of a later generation replaced
+	// this one (a promotion), and this node must not lead or feed anyone.
+	ErrFenced = errors.New("fenced: a master of a higher epoch replaced this node")
 )
+
+// ConflictError is Serve's answer when the follower's history is not this
+// node's (ErrConflict) or it knows a higher epoch (ErrFenced). It says
+// where the follower stands against this node, so that a follower whose
+// last entries a new master superseded can drop them instead of stopping.
+type ConflictError struct {
+	Err error // ErrConflict or ErrFenced
+	Msg string
+	// Epoch is this node's epoch.
+	Epoch uint64
+	// Superseded, when not 0, is the first index at which this node holds
+	// entries of a higher epoch than the follower's last entry: the
+	// follower's entries from there on were never this history's (a
+	// master that was replaced wrote them) and are to be dropped.
+	Superseded uint64
+}
+
+func (e *ConflictError) Error() string { return e.Err.Error() + ": " + e.Msg }
+
+func (e *ConflictError) Unwrap() error { return e.Err }
 
 // CompactedError is Serve's answer to a request below the log's first
 // index.
@@ -79,6 +103,10 @@ type Config struct {
 	// Snapshots names the snapshot a follower below the log's first
 	// index bootstraps from. Nil: none.
 	Snapshots *snapshot.Store
+	// OnFenced, if set, is called (on Serve's goroutine; it must not
+	// block) when a follower knows a higher epoch than this node's log:
+	// epoch is that epoch, follower the follower's URL.
+	OnFenced func(epoch uint64, follower string)
 	// Logger receives the feed's logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -140,6 +168,9 @@ type Request struct {
 	Received   uint64
 	LastEpoch  uint64
 	KnowsEpoch bool
+	// KnownEpoch is the highest epoch the follower knows of (its log's);
+	// 0: unknown. A node whose own is lower was replaced: ErrFenced.
+	KnownEpoch uint64
 }
 
 // Serve returns the entries from req.From, encoded as the log holds them
@@ -151,12 +182,19 @@ func (f *Feed) Serve(ctx context.Context, req Request) ([][]byte, error) {
 	if req.SlaveID != "" {
 		f.record(req)
 	}
+	if own := f.log.Epoch(); req.KnownEpoch > own {
+		if f.cfg.OnFenced != nil {
+			f.cfg.OnFenced(req.KnownEpoch, req.SlaveURL)
+		}
+		return nil, &ConflictError{Err: ErrFenced, Epoch: own,
+			Msg: fmt.Sprintf("the slave knows epoch %d, this node is at epoch %d: a newer master replaced it", req.KnownEpoch, own)}
+	}
 	if err := f.checkLogID(req); err != nil {
 		return nil, err
 	}
 	first, last := f.log.FirstIndex(), f.log.LastIndex()
 	if req.From == 0 || req.From > last+1 {
-		return nil, fmt.Errorf("%w: from %d is beyond the log's next index %d", ErrConflict, req.From, last+1)
+		return nil, f.conflict(req, fmt.Sprintf("from %d is beyond the log's next index %d", req.From, last+1))
 	}
 	if req.From < first {
 		return nil, f.gone(req, first)
@@ -170,10 +208,10 @@ func (f *Feed) Serve(ctx context.Context, req Request) ([][]byte, error) {
 				// Compacted since the check above.
 				return nil, f.gone(req, first)
 			}
-			return nil, fmt.Errorf("%w: entry %d: %w", ErrConflict, req.Applied, err)
+			return nil, f.conflict(req, fmt.Sprintf("entry %d: %v", req.Applied, err))
 		}
 		if epoch != req.LastEpoch {
-			return nil, fmt.Errorf("%w: the slave's entry %d has epoch %d, this node's has %d", ErrConflict, req.Applied, req.LastEpoch, epoch)
+			return nil, f.conflict(req, fmt.Sprintf("the slave's entry %d has epoch %d, this node's has %d", req.Applied, req.LastEpoch, epoch))
 		}
 	}
 	if req.From == last+1 {
@@ -206,6 +244,20 @@ func (f *Feed) Serve(ctx context.Context, req Request) ([][]byte, error) {
 		}
 	}
 	return out, err
+}
+
+// conflict is Serve's answer to a follower whose history is not this
+// node's, with where this node's entries of a higher epoch than the
+// follower's last begin.
+func (f *Feed) conflict(req Request, msg string) error {
+	ce := &ConflictError{Err: ErrConflict, Msg: msg, Epoch: f.log.Epoch()}
+	if req.KnowsEpoch {
+		if at, ok, err := f.log.EpochStart(req.LastEpoch + 1); err == nil && ok && at <= req.Applied {
+			ce.Superseded = at
+			ce.Msg += fmt.Sprintf("; this node's entries from %d on are of a later epoch: the slave's from there on were superseded", at)
+		}
+	}
+	return ce
 }
 
 // record keeps the follower's progress.
@@ -241,7 +293,8 @@ func (f *Feed) checkLogID(req Request) error {
 			return ce
 		}
 	}
-	return fmt.Errorf("%w: the slave follows log %s, this node's log is %s", ErrConflict, req.LogID, id)
+	return &ConflictError{Err: ErrConflict, Epoch: f.log.Epoch(),
+		Msg: fmt.Sprintf("the slave follows log %s, this node's log is %s", req.LogID, id)}
 }
 
 // gone is Serve's answer when the entries asked for are not in the log:

@@ -112,6 +112,10 @@ type Config struct {
 	// under the log and SQLite, and snapshots and compaction can still
 	// run. Zero means no check.
 	MinFreeBytes int64
+	// OnFenced, if set, is called when a slave knows a higher epoch than
+	// the master's: a newer master replaced it (feed.Config.OnFenced). It
+	// must not block.
+	OnFenced func(epoch uint64, follower string)
 	// Snapshots keeps the master's snapshots; nil means none.
 	Snapshots *snapshot.Store
 	// VerifyEvery appends a marker of a replica check (verify.go) after
@@ -149,6 +153,7 @@ type Master struct {
 	feed *feed.Feed
 
 	mu     sync.Mutex
+	fenced error         // why writes are refused for good: a newer master replaced this one (Fence)
 	halted error         // why writes are stopped; nil while the master writes
 	done   chan struct{} // closed when the writer stops
 	// commitHook, if set (tests), runs before SQLite commits an appended
@@ -237,7 +242,7 @@ func Open(log *wal.Log, database *db.DB, cfg Config) (*Master, error) {
 	m := &Master{cfg: cfg, log: log, db: database, queue: make(chan *pending, 4*cfg.MaxBatch),
 		done: make(chan struct{}), published: make(chan struct{})}
 	m.feed = feed.New(log, feed.Config{Heartbeat: cfg.Heartbeat, MaxBytes: cfg.MaxFeedBytes, Wait: m.waitAppended,
-		DB: database, Snapshots: cfg.Snapshots, Logger: cfg.Logger, Now: cfg.Now})
+		DB: database, Snapshots: cfg.Snapshots, Logger: cfg.Logger, Now: cfg.Now, OnFenced: cfg.OnFenced})
 	if err := m.reconcile(); err != nil {
 		return nil, err
 	}
@@ -478,7 +483,11 @@ func (m *Master) run() {
 				break more
 			}
 		}
-		if err := m.diskLow(); err != nil {
+		err := m.Fenced()
+		if err == nil {
+			err = m.diskLow()
+		}
+		if err != nil {
 			for _, p := range batch {
 				p.resp <- Result{Err: err}
 			}

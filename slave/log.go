@@ -40,7 +40,17 @@ func (s *Slave) openLog() error {
 		}
 		return nil
 	}
-	return s.replayLog(logID)
+	if err := s.replayLog(logID); err != nil {
+		return err
+	}
+	// The epoch of the last entry applied, from the log: the first feed
+	// request carries it, so that a node whose history differs (a master
+	// that was replaced, and restarted as its slave) is told at once.
+	applied = s.db.AppliedIndex()
+	if epoch, err := lg.EntryEpoch(applied); err == nil && applied > 0 {
+		s.appliedIndex, s.lastEpoch, s.knowsEpoch = applied, epoch, true
+	}
+	return nil
 }
 
 // replayLog applies the log's entries after the database's applied index.

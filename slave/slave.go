@@ -151,6 +151,9 @@ type Slave struct {
 	check        *ownCheck
 	checkThrough uint64
 	verification db.Verification
+	// superseded is what the slave last dropped for a new master's
+	// history, nil if nothing (epoch.go).
+	superseded *Superseded
 }
 
 // Open starts replicating into database from cfg.MasterURL.
@@ -273,6 +276,9 @@ func (s *Slave) run() {
 		case errors.Is(err, errBootstrap):
 			s.setState(client.StateBootstrapping, err)
 			s.failures.Log(s.cfg.Logger, slog.LevelWarn, "bootstrap", "bootstrap failed; retrying", "err", err)
+		case errors.Is(err, errStale):
+			s.setState(client.StateDisconnected, err)
+			s.failures.Log(s.cfg.Logger, slog.LevelWarn, "stale", "the master asked is not the current one (a promotion replaced it); retrying until this slave is pointed at the new master", "master", s.cfg.MasterURL, "err", err)
 		default:
 			s.setState(client.StateDisconnected, err)
 			s.failures.Log(s.cfg.Logger, slog.LevelWarn, "unreachable", "master unreachable; retrying", "master", s.cfg.MasterURL, "err", err)
@@ -362,12 +368,11 @@ func (s *Slave) fetch(ctx context.Context, from uint64) (*client.FeedResult, err
 	res, err := s.master.Entries(ctx, client.FeedRequest{
 		From: from, Max: s.cfg.MaxEntries, Wait: s.cfg.Wait,
 		SlaveID: s.cfg.ID, SlaveURL: s.cfg.URL, LogID: s.db.LogID(), Applied: applied,
-		LastEpoch: lastEpoch, KnowsEpoch: knows, Received: s.received(),
+		LastEpoch: lastEpoch, KnowsEpoch: knows, Received: s.received(), KnownEpoch: s.knownEpoch(),
 	})
 	if err != nil {
 		if errors.Is(err, client.ErrConflict) {
-			s.setState(client.StateDiverged, err)
-			return nil, fmt.Errorf("%w: %w", ErrDiverged, err)
+			return nil, s.conflict(err, applied, lastEpoch, knows)
 		}
 		if errors.Is(err, client.ErrGone) {
 			var se *client.StatusError
@@ -397,6 +402,9 @@ func (s *Slave) handle(res *client.FeedResult) error {
 	s.mu.Lock()
 	s.masterFirst, s.masterLast, s.heard = res.FirstIndex, res.LastIndex, true
 	s.mu.Unlock()
+	if err := s.learnEpoch(res.Epoch); err != nil {
+		return err
+	}
 	if err := s.ApplyBatch(res.LogID, res.Entries); err != nil {
 		return err
 	}
@@ -511,6 +519,9 @@ type Status struct {
 	// BootstrapDone and BootstrapTotal are the bytes of the snapshot
 	// received and in all while the state is bootstrapping.
 	BootstrapDone, BootstrapTotal int64
+	// Superseded is what the slave last dropped for a new master's
+	// history; nil if nothing.
+	Superseded *Superseded
 }
 
 // Status returns the slave's replication state.
@@ -518,5 +529,6 @@ func (s *Slave) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Status{State: s.state, Err: s.lastErr, MasterFirst: s.masterFirst, MasterLast: s.masterLast,
-		Heard: s.heard, LastCaughtUp: s.caughtUp, BootstrapDone: s.bootDone, BootstrapTotal: s.bootTotal}
+		Heard: s.heard, LastCaughtUp: s.caughtUp, BootstrapDone: s.bootDone, BootstrapTotal: s.bootTotal,
+		Superseded: s.superseded}
 }

@@ -225,13 +225,7 @@ const divergedFile = "diverged.txt"
 func markDiverged(dir string, err error) error {
 	path := filepath.Join(dir, divergedFile)
 	msg := fmt.Sprintf("%s: %v\n", time.Now().UTC().Format(time.RFC3339), err)
-	if werr := os.WriteFile(path+".tmp", []byte(msg), 0o644); werr != nil {
-		return werr
-	}
-	if werr := os.Rename(path+".tmp", path); werr != nil {
-		return werr
-	}
-	return durable.SyncDir(dir)
+	return durable.WriteFile(path, []byte(msg), 0o644)
 }
 
 // diverged returns the mismatch recorded in dir, nil when there is none.

@@ -183,10 +183,7 @@ func (s *Store) Make(ctx context.Context, d *db.DB) (Info, error) {
 		return Info{}, fmt.Errorf("snapshot: %w", err)
 	}
 	b, _ := json.MarshalIndent(info, "", "  ")
-	if err := writeFileSync(s.infoPath(pos.Index), b); err != nil {
-		return Info{}, fmt.Errorf("snapshot: %w", err)
-	}
-	if err := durable.SyncDir(s.dir); err != nil {
+	if err := durable.WriteFile(s.infoPath(pos.Index), b, 0o644); err != nil {
 		return Info{}, fmt.Errorf("snapshot: %w", err)
 	}
 	old := s.latest
@@ -287,28 +284,6 @@ func compressFile(ctx context.Context, src, dst string, info *Info, pace func(co
 	}
 	info.Size, info.Compressed, info.SHA256 = n, fi.Size(), hex.EncodeToString(h.Sum(nil))
 	return out.Close()
-}
-
-// writeFileSync writes b to path through a temporary file, fsynced, and a
-// rename.
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // Decompress writes the database file of a compressed snapshot read from r

@@ -1082,6 +1082,31 @@ func (l *Log) EntryEpoch(index uint64) (uint64, error) {
 	return epoch, err
 }
 
+// EpochStart returns the index of the first entry the log holds whose
+// epoch is at least epoch: where that master generation (or a later one)
+// began. ok is false when no entry of the log has such an epoch. Epochs
+// never decrease along the log, so it is a binary search.
+func (l *Log) EpochStart(epoch uint64) (index uint64, ok bool, err error) {
+	first, last, _ := l.bounds()
+	if last < first || l.LastEpoch() < epoch {
+		return 0, false, nil
+	}
+	lo, hi := first, last // the answer is in [lo, hi]
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		e, err := l.EntryEpoch(mid)
+		if err != nil {
+			return 0, false, err
+		}
+		if e >= epoch {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo, true, nil
+}
+
 // Notify returns a channel that is closed at the next successful Append, or
 // when the log is closed. Take a new channel after each wake-up.
 func (l *Log) Notify() <-chan struct{} {

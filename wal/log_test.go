@@ -1000,3 +1000,23 @@ func TestSetEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// EpochStart finds where each epoch begins, and says when none has begun.
+func TestEpochStart(t *testing.T) {
+	l := MustOpenLog(t, Options{NoSync: true})
+	if _, ok, err := l.EpochStart(1); ok || err != nil {
+		t.Fatalf("empty log: ok %v, %v", ok, err)
+	}
+	mustAppend(t, l, 1, 10, 1)
+	mustAppend(t, l, 11, 11, 3)
+	mustAppend(t, l, 12, 40, 4)
+	for _, c := range []struct {
+		epoch, want uint64
+		ok          bool
+	}{{0, 1, true}, {1, 1, true}, {2, 11, true}, {3, 11, true}, {4, 12, true}, {5, 0, false}} {
+		got, ok, err := l.EpochStart(c.epoch)
+		if err != nil || ok != c.ok || got != c.want {
+			t.Fatalf("EpochStart(%d) = %d, %v, %v; want %d, %v", c.epoch, got, ok, err, c.want, c.ok)
+		}
+	}
+}

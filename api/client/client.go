@@ -138,6 +138,8 @@ type FeedRequest struct {
 	// Received is the last index the slave holds fsynced in its own log;
 	// 0 when it keeps none.
 	Received uint64
+	// KnownEpoch is the highest epoch the slave knows of; 0: unknown.
+	KnownEpoch uint64
 }
 
 // FeedResult is one answer of the feed.
@@ -167,6 +169,9 @@ func (c *Client) Entries(ctx context.Context, req FeedRequest) (*FeedResult, err
 	}
 	if req.Received > 0 {
 		q.Set(FeedReceived, strconv.FormatUint(req.Received, 10))
+	}
+	if req.KnownEpoch > 0 {
+		q.Set(FeedKnownEpoch, strconv.FormatUint(req.KnownEpoch, 10))
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL+"/log/entries?"+q.Encode(), nil)
 	if err != nil {
@@ -273,5 +278,6 @@ func statusError(resp *http.Response) error {
 		er.Error = strings.TrimSpace(string(b))
 	}
 	return &StatusError{Status: resp.StatusCode, Msg: er.Error, Master: er.Master,
-		SQLiteCode: er.SQLiteCode, SQLiteExtendedCode: er.SQLiteExtendedCode, SnapshotIndex: er.SnapshotIndex, NewLogID: er.NewLogID}
+		SQLiteCode: er.SQLiteCode, SQLiteExtendedCode: er.SQLiteExtendedCode, SnapshotIndex: er.SnapshotIndex, NewLogID: er.NewLogID,
+		Epoch: er.Epoch, Fenced: er.Fenced, SupersededFrom: er.SupersededFrom}
 }

@@ -40,6 +40,11 @@ type StatusError struct {
 	SnapshotIndex uint64
 	// NewLogID is the master's new log on a 410 for a history it left.
 	NewLogID string
+	// Epoch, Fenced and SupersededFrom are the feed's 409
+	// (ErrorResponse).
+	Epoch          uint64
+	Fenced         bool
+	SupersededFrom uint64
 }
 
 func (e *StatusError) Error() string {

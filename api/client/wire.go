@@ -80,6 +80,14 @@ type ErrorResponse struct {
 	// history the master left (a load or a restore started a new log):
 	// the slave bootstraps from the snapshot of this log.
 	NewLogID string `json:"new_log_id,omitempty"`
+	// On the feed's 409 Conflict: Epoch is the node's epoch; Fenced says
+	// the slave knows a higher one (a newer master replaced the node);
+	// SupersededFrom, when set, is the first index from which the
+	// slave's entries are not the node's history (a replaced master wrote
+	// them): the slave drops them and bootstraps.
+	Epoch          uint64 `json:"epoch,omitempty"`
+	Fenced         bool   `json:"fenced,omitempty"`
+	SupersededFrom uint64 `json:"superseded_from,omitempty"`
 }
 
 // SlaveStatus is one slave as the master last heard of it.
@@ -114,6 +122,9 @@ type LogStatus struct {
 	LagEntries      *uint64       `json:"lag_entries,omitempty"`
 	Error           string        `json:"error,omitempty"`
 	Slaves          []SlaveStatus `json:"slaves,omitempty"`
+	// Superseded is, on a node that dropped entries for a new master's
+	// history (a replaced master wrote them), which ones; absent if none.
+	Superseded *Superseded `json:"superseded,omitempty"`
 	// On a slave that keeps a log: its bounds.
 	LogFirstIndex *uint64 `json:"log_first_index,omitempty"`
 	LogLastIndex  *uint64 `json:"log_last_index,omitempty"`
@@ -138,6 +149,17 @@ type LogStatus struct {
 	// LastCheck is the node's latest replica check; absent before the
 	// first.
 	LastCheck *CheckStatus `json:"last_check,omitempty"`
+}
+
+// Superseded names the entries a node dropped because a new master's
+// history replaced them: From..To, of epoch Epoch (and earlier), against
+// the new master's NewEpoch, at Time (RFC 3339).
+type Superseded struct {
+	From     uint64 `json:"from"`
+	To       uint64 `json:"to"`
+	Epoch    uint64 `json:"epoch"`
+	NewEpoch uint64 `json:"new_epoch"`
+	Time     string `json:"time"`
 }
 
 // CheckStatus is a node's latest replica check (POST /db/verify, and the
@@ -194,6 +216,10 @@ const (
 	// StateHalted is a master's state while SQLite cannot apply entries
 	// its log holds: it refuses writes, and says why in Error.
 	StateHalted = "halted"
+	// StateFenced is a master's state once a master of a higher epoch
+	// replaced it (a promotion): it takes no writes and waits to follow
+	// the new master.
+	StateFenced = "fenced"
 	// StateDiskLow is a master's state while its volume has less free
 	// space than --min-free-space: it refuses writes (507).
 	StateDiskLow = "disk_low"
@@ -219,6 +245,9 @@ const (
 	// FeedReceived is the last index the slave holds in its own log,
 	// fsynced (absent: it keeps no log).
 	FeedReceived = "received"
+	// FeedKnownEpoch is the highest epoch the slave knows of: a node at a
+	// lower one was replaced, and answers 409 (fenced).
+	FeedKnownEpoch = "known_epoch"
 )
 
 // Feed answer headers, on every answer of GET /log/entries.
@@ -356,4 +385,35 @@ type Checksum struct {
 	Index    uint64            `json:"index"`
 	Checksum string            `json:"checksum"`
 	Tables   map[string]string `json:"tables"`
+}
+
+// PromoteResult is the answer of POST /node/promote: the node is the
+// master of Epoch from Index (its epoch's first entry) at URL.
+type PromoteResult struct {
+	URL   string `json:"url"`
+	Epoch uint64 `json:"epoch"`
+	Index uint64 `json:"index"`
+	// Previous is the master it replaced, and FencedAt that master's last
+	// index when it was fenced (0: it did not answer).
+	Previous string `json:"previous,omitempty"`
+	FencedAt uint64 `json:"fenced_at,omitempty"`
+}
+
+// FenceRequest is the body of POST /node/fence: a promotion to Epoch is
+// under way elsewhere, and the master must stop taking writes.
+type FenceRequest struct {
+	Epoch uint64 `json:"epoch"`
+}
+
+// FenceResult is the answer of POST /node/fence: the fenced master's last
+// index, which the node being promoted catches up to.
+type FenceResult struct {
+	LastIndex uint64 `json:"last_index"`
+}
+
+// FollowRequest is the body of POST /node/master: the master is at URL,
+// of Epoch.
+type FollowRequest struct {
+	URL   string `json:"url"`
+	Epoch uint64 `json:"epoch"`
 }

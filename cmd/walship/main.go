@@ -28,6 +28,7 @@ Usage:
   walship restore [flags] FILE    replace the cluster's database with a backup
   walship status [flags] [URL]    the cluster at a glance: nodes, roles, applied index, lag
   walship verify [flags] [URL]    check that every slave holds the master's content, table by table
+  walship promote [flags] [URL]   make a slave the master (a switchover, or a failover when the master is lost)
   walship show [flags] [TABLE…]   every node's tables side by side, differences marked
   walship bench MODE [flags]      load a cluster: write, read, lag, catchup, ceiling, raw
   walship restore --archive DIR (--to-index N | --to-time T) --data NEWDIR
@@ -108,6 +109,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runStatus(ctx, rest, stdout, stderr)
 	case "verify":
 		return runVerify(ctx, rest, stdout, stderr)
+	case "promote":
+		return runPromote(ctx, rest, stdout, stderr)
 	case "show":
 		return runShow(ctx, rest, stdout, stderr)
 	case "bench":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,7 +26,6 @@ import (
 	"github.com/walship/walship/auth"
 	"github.com/walship/walship/db"
 	"github.com/walship/walship/master"
-	"github.com/walship/walship/retention"
 	"github.com/walship/walship/slave"
 	"github.com/walship/walship/snapshot"
 	"github.com/walship/walship/wal"
@@ -50,7 +51,11 @@ type NodeConfig struct {
 	Advertise                  string
 	Data                       string
 	MasterURL                  string // slaves
-	Logger                     *slog.Logger
+	// Peers are other nodes of the cluster: told of a promotion of this
+	// node, and asked for a master of a higher epoch (at a master's
+	// start, and by a slave whose master is silent).
+	Peers  []string
+	Logger *slog.Logger
 	// WriteTimeout bounds one write statement on the master (0: 5s, <0: none).
 	WriteTimeout time.Duration
 	// QueryTimeout bounds one read (0: 5s, <0: none).
@@ -181,6 +186,20 @@ type Node struct {
 	// creds is the credentials file; stopAuth stops its reloads on SIGHUP.
 	creds    *auth.File
 	stopAuth context.CancelFunc
+
+	url       string // advertised
+	logger    *slog.Logger
+	metrics   *api.Metrics
+	snapshots *snapshot.Store
+	peerTLS   *tls.Config
+	// roleMu serialises role switches (role.go); master and slave change
+	// under it.
+	roleMu sync.Mutex
+	// ctx and wg own the node's goroutines: the watcher of the master
+	// (watch) and the announcements of a promotion (announce).
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // StartNode opens a node's data directory and starts serving.
@@ -208,7 +227,8 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	if n.lock, err = lockDir(cfg.Data); err != nil {
 		return nil, err
 	}
-	logger := cfg.Logger.With("role", cfg.Role, "id", cfg.ID)
+	// The node's id names it in its logs; its role may change as it runs.
+	logger := cfg.Logger.With("id", cfg.ID)
 	n.db, err = db.Open(filepath.Join(cfg.Data, "db.sqlite"), db.Options{Logger: logger})
 	if err != nil {
 		return nil, err
@@ -230,62 +250,54 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 		logger.Warn("no --auth: this node is open to anyone who can reach "+cfg.Addr+": every read and write, the replication feed, backups and loads; give it a credentials file (SECURITY.md)",
 			"addr", cfg.Addr)
 	}
-	metrics := api.NewMetrics()
-	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger, Metrics: metrics, Auth: creds,
+	n.logger, n.snapshots, n.peerTLS = logger, snapshots, peerTLS
+	n.metrics = api.NewMetrics()
+	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger, Metrics: n.metrics, Auth: creds,
 		QueryTimeout: cfg.QueryTimeout, Snapshots: snapshots, TLS: serverTLS, PeerTLS: peerTLS,
-		MinReplicas: cfg.MinReplicas, MinReplicasWait: cfg.MinReplicasWait}
-	if cfg.Role == "master" {
-		n.log, err = wal.Open(filepath.Join(cfg.Data, "log.db"), wal.Options{SegmentBytes: cfg.segmentBytes()})
-		if err != nil {
+		MinReplicas: cfg.MinReplicas, MinReplicasWait: cfg.MinReplicasWait, Roles: n}
+	// Listen first, so that the node knows its URL before it starts (a
+	// slave tells the master the port it really has: an address like
+	// 127.0.0.1:0 picks one).
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	n.server.Listener = ln
+	n.url = cfg.Advertise
+	if n.url == "" {
+		n.url = api.AdvertiseURL(ln.Addr().String(), serverTLS != nil)
+	}
+	n.server.Advertise = n.url
+	// Both roles keep the log: the master writes it, a slave keeps a copy
+	// (slaves may follow it, it acknowledges writes as durably received,
+	// and it can be promoted).
+	n.log, err = wal.Open(filepath.Join(cfg.Data, "log.db"), wal.Options{SegmentBytes: cfg.segmentBytes()})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Role == "master" && cfg.ArchiveDir != "" {
+		if n.arch, err = openArchive(cfg, logger, snapshots.CPUShare); err != nil {
 			return nil, err
 		}
-		minFree, err := cfg.minFreeBytes(cfg.Data)
-		if err != nil {
-			return nil, err
-		}
-		if cfg.ArchiveDir != "" {
-			if n.arch, err = openArchive(cfg, logger, snapshots.CPUShare); err != nil {
-				return nil, err
-			}
-		}
-		n.master, err = master.Open(n.log, n.db, master.Config{Logger: logger, OnCommit: metrics.ObserveCommit,
-			StatementTimeout: cfg.WriteTimeout, RetainEntries: cfg.RetainEntries, RetainBytes: cfg.RetainBytes,
-			RetainFor: cfg.RetainFor, CompactEvery: cfg.CompactEvery, Snapshots: snapshots, MinFreeBytes: minFree,
-			VerifyEvery: cfg.VerifyEvery, CheckCPU: snapshots.CPUShare,
-			Archive: n.arch, ArchiveEvery: cfg.ArchiveEvery, ArchiveSnapshotEntries: cfg.ArchiveSnapshotEntries})
-		if err != nil {
+	}
+	role, masterURL, err := n.startingRole()
+	if err != nil {
+		return nil, err
+	}
+	if role == "master" {
+		if n.master, err = n.openMaster(); err != nil {
 			return nil, err
 		}
 		n.server.Master = n.master
 	} else {
-		// Listen first, so that the slave tells the master the port it
-		// really has (an address like 127.0.0.1:0 picks one).
-		ln, err := net.Listen("tcp", cfg.Addr)
-		if err != nil {
-			return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
-		}
-		n.server.Listener = ln
-		advertise := cfg.Advertise
-		if advertise == "" {
-			advertise = api.AdvertiseURL(ln.Addr().String(), serverTLS != nil)
-		}
-		n.server.Advertise = advertise
-		// The slave keeps its own copy of the log: slaves may follow it,
-		// and it acknowledges writes as durably received (w=N).
-		n.log, err = wal.Open(filepath.Join(cfg.Data, "log.db"), wal.Options{SegmentBytes: cfg.segmentBytes()})
-		if err != nil {
-			return nil, err
-		}
-		n.slave, err = slave.Open(n.db, slave.Config{ID: cfg.ID, URL: advertise, MasterURL: cfg.MasterURL, Logger: logger, TLS: peerTLS,
-			Log: n.log, Snapshots: snapshots, CompactEvery: cfg.CompactEvery,
-			Retention: retention.Policy{Entries: cfg.RetainEntries, Bytes: cfg.RetainBytes, For: cfg.RetainFor},
-			OnApply:   metrics.ObserveApply, JoinFromSnapshot: cfg.JoinFromSnapshot,
-			MasterUser: cfg.MasterUser, MasterPassword: cfg.MasterPassword, CheckCPU: snapshots.CPUShare})
-		if err != nil {
+		if n.slave, err = n.openSlave(masterURL); err != nil {
 			return nil, err
 		}
 		n.server.Slave = n.slave
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.watch() }()
 	if err := n.server.Open(); err != nil {
 		return nil, err
 	}
@@ -319,9 +331,15 @@ func (n *Node) Close() error {
 	if n.pprof != nil {
 		errs = append(errs, n.pprof.Close())
 	}
+	if n.cancel != nil {
+		n.cancel()
+		n.wg.Wait()
+	}
 	if n.server != nil {
 		errs = append(errs, n.server.Close())
 	}
+	n.roleMu.Lock()
+	defer n.roleMu.Unlock()
 	if n.master != nil {
 		errs = append(errs, n.master.Close())
 	}
@@ -434,6 +452,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	archiveSnapshots := fs.Uint64("archive-snapshot-every", master.DefaultArchiveSnapshotEntries, "give the archive a snapshot once its newest is this many entries behind: a restore replays at most about this many entries")
 	archiveRetainFor := fs.Duration("archive-retain-for", 0, "keep the archived snapshots and log needed to restore to any point within this long, e.g. 168h; 0: no cap (with no --archive-retain-snapshots either, the archive keeps everything)")
 	archiveRetainSnaps := fs.Int("archive-retain-snapshots", 0, "keep the newest N archived snapshots and the log after the oldest of them; 0: no cap")
+	peers := fs.String("peers", "", "the other nodes of the cluster, comma-separated URLs: at start the master asks them whether a master of a higher epoch replaced it (then it starts as that one's slave), and a promotion of this node tells them")
 	minReplicas := fs.Int("min-replicas", 0, "default write concern: answer a write once this many slaves hold it fsynced in their log (a write may ask otherwise with w=N); with 1 or more, losing the master alone loses no acknowledged write; 0: answer once the master has it")
 	minReplicasWait := fs.Duration("min-replicas-timeout", api.DefaultMinReplicasWait, "how long a write waits for --min-replicas slaves; then it is answered, committed, with the shortfall said")
 	var nodeTLS NodeTLS
@@ -468,7 +487,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 		CompactEvery: lf.CompactEvery, MinFree: *minFree, SnapshotCPU: snapShare, VerifyEvery: *verifyEvery,
 		ArchiveDir: *archiveDir, ArchiveEvery: *archiveEvery, ArchiveSnapshotEntries: *archiveSnapshots,
 		ArchiveRetainFor: *archiveRetainFor, ArchiveRetainSnapshots: *archiveRetainSnaps, TLS: nodeTLS,
-		MinReplicas: *minReplicas, MinReplicasWait: *minReplicasWait})
+		MinReplicas: *minReplicas, MinReplicasWait: *minReplicasWait, Peers: splitURLs(*peers)})
 	if err != nil {
 		return err
 	}
@@ -484,7 +503,8 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("slave", "walship slave [N] [--id N] [--addr HOST:PORT] [--master URL] [--data DIR] [--advertise URL]", stderr)
 	id := fs.String("id", "", "slave id, a positive integer (also the first argument)")
 	addr := fs.String("addr", "", "address to listen on (default :8080+id)")
-	masterURL := fs.String("master", "http://127.0.0.1:8080", "the master's URL")
+	masterURL := fs.String("master", "http://127.0.0.1:8080", "the master's URL; a comma-separated list names the nodes that may be the master: the slave follows the first, and when it goes silent, whichever is the master of the highest epoch (after a promotion)")
+	peers := fs.String("peers", "", "other nodes of the cluster, comma-separated URLs: asked for the master when this slave's goes silent, and told when this slave is promoted")
 	data := fs.String("data", "", "data directory (default walship-data/slave-<id>)")
 	advertise := fs.String("advertise", "", "URL other nodes and clients use for this node (default: from --addr)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -535,8 +555,12 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	masters := splitURLs(*masterURL)
+	if len(masters) == 0 {
+		return errors.New("--master: give the master's URL")
+	}
 	node, err := StartNode(NodeConfig{AuthFile: *authFile, MasterUser: *masterUser, MasterPassword: masterPass, Role: "slave", ID: *id, Addr: *addr, Advertise: *advertise, Data: *data,
-		MasterURL: strings.TrimRight(*masterURL, "/"), Logger: logger, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
+		MasterURL: masters[0], Peers: append(masters[1:], splitURLs(*peers)...), Logger: logger, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
 		JoinFromSnapshot: *join, SnapshotCPU: snapShare, TLS: nodeTLS,
 		RetainEntries: lf.RetainEntries, RetainBytes: lf.RetainBytes, RetainFor: lf.RetainFor, SegmentBytes: lf.SegmentBytes,
 		CompactEvery: lf.CompactEvery})
@@ -612,6 +636,18 @@ func masterPassword(user, file string) (string, error) {
 		return "", errors.New("--master-user needs a password: set WALSHIP_MASTER_PASSWORD or give --master-password-file")
 	}
 	return pass, nil
+}
+
+// splitURLs reads a comma-separated list of URLs, without trailing
+// slashes.
+func splitURLs(v string) []string {
+	var out []string
+	for _, u := range strings.Split(v, ",") {
+		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // loopback reports whether addr listens on loopback only.
