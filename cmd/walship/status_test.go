@@ -4,8 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/walship/walship/api/client"
 )
 
 // status shows the master and its slaves with their applied index, lag and
@@ -96,7 +102,223 @@ func TestStatus(t *testing.T) {
 	}
 }
 
-// tableRows reads an aligned table's rows by their first cell.
+// statusOf runs 'walship status' with args; stderr must stay empty.
+func statusOf(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := Run(context.Background(), append([]string{"status"}, args...), &out, &errOut)
+	if errOut.Len() > 0 {
+		t.Fatalf("stderr: %s", errOut.String())
+	}
+	return out.String(), err
+}
+
+// mustStartSlave starts a slave in this process that follows the node at
+// upstream, and waits until it is ready.
+func mustStartSlave(t *testing.T, id, upstream string) *Node {
+	t.Helper()
+	s, err := StartNode(NodeConfig{Role: "slave", ID: id, Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), Data: t.TempDir(),
+		MasterURL: upstream, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := waitReady(context.Background(), client.New(s.URL()).Ready, testWait); err != nil {
+		t.Fatalf("slave %s not ready: %v", id, err)
+	}
+	return s
+}
+
+// statusWhen polls 'walship status --json' at u until ok accepts the
+// cluster it reports, and returns that.
+func statusWhen(t *testing.T, u string, ok func(*clusterStatus) bool) *clusterStatus {
+	t.Helper()
+	deadline := time.Now().Add(testWait)
+	for {
+		out, _ := statusOf(t, u, "--json")
+		var cs clusterStatus
+		if err := json.Unmarshal([]byte(out), &cs); err == nil && ok(&cs) {
+			return &cs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status at %s never as expected:\n%s", u, out)
+		}
+		time.Sleep(10 * time.Millisecond) // ok: poll interval
+	}
+}
+
+// allStreaming says whether the cluster has n slaves, each streaming.
+func allStreaming(n int) func(*clusterStatus) bool {
+	return func(cs *clusterStatus) bool {
+		if len(cs.Nodes) != n+1 {
+			return false
+		}
+		for _, r := range cs.Nodes[1:] {
+			if r.State != client.StateStreaming {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// treeRows returns the table's rows of out, in order, each as its cells
+// with the NODE cell's branches kept and its padding removed.
+func treeRows(out string) [][]string {
+	var rows [][]string
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.Contains(l, " | ") || strings.HasPrefix(l, " NODE ") {
+			continue
+		}
+		cells := strings.Split(l, "|")
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		cells[0] = strings.TrimRight(strings.Split(l, "|")[0], " ")
+		rows = append(rows, cells)
+	}
+	return rows
+}
+
+// status of a chain, master → slave 1 → slave 2: slave 2 is drawn under
+// slave 1 with slave 1 as its upstream; asked at slave 2, or at the master
+// under another name, the tree is the same; once slave 2 stops, the
+// command says so and exits 1.
+func TestStatusTree(t *testing.T) {
+	m, slaves := mustStartCluster(t, 1)
+	s1 := slaves[0]
+	s2 := mustStartSlave(t, "2", s1.URL())
+	mustExec(t, m.URL(), "CREATE TABLE t (v)")
+	last := mustExec(t, m.URL(), "INSERT INTO t VALUES (1)")
+	waitApplied(t, m.URL(), []*Node{s1}, last.Index)
+	waitApplied(t, s1.URL(), []*Node{s2}, last.Index)
+	statusWhen(t, m.URL(), allStreaming(2))
+
+	out, err := statusOf(t, m.URL())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.HasPrefix(out, "master "+m.URL()+", log ") || !strings.Contains(out, ", last index 2, 2 slaves\n") ||
+		!strings.Contains(out, "\n NODE          | URL ") || !strings.Contains(out, "| STATE     | UPSTREAM\n") {
+		t.Fatalf("header:\n%s", out)
+	}
+	want := [][]string{
+		// NODE, URL, APPLIED, LAG, BEHIND, (SEEN), STATE, UPSTREAM
+		{" master", m.URL(), "2", "-", "-", "-", "ok", ""},
+		{" └─ slave 1", s1.URL(), "2", "0", "0s", "", "streaming", ""},
+		{"    └─ slave 2", s2.URL(), "2", "0", "0s", "", "streaming", s1.URL()},
+	}
+	rows := treeRows(out)
+	if len(rows) != len(want) {
+		t.Fatalf("rows %q\n%s", rows, out)
+	}
+	for i, w := range want {
+		for j := range w {
+			if w[j] != "" && rows[i][j] != w[j] || w[j] == "" && j != 5 && rows[i][j] != "" {
+				t.Fatalf("row %d: %q, want %q\n%s", i, rows[i], w, out)
+			}
+		}
+	}
+	for _, r := range rows[1:] {
+		if !strings.HasSuffix(r[5], " ago") {
+			t.Fatalf("seen %q\n%s", r[5], out)
+		}
+	}
+
+	// JSON: each node's depth and the node it pulls from.
+	js, err := statusOf(t, m.URL(), "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, js)
+	}
+	var cs clusterStatus
+	if err := json.Unmarshal([]byte(js), &cs); err != nil {
+		t.Fatal(err)
+	}
+	if len(cs.Nodes) != 3 || cs.Nodes[0].Depth != 0 || cs.Nodes[0].Upstream != "" ||
+		cs.Nodes[1].Node != "1" || cs.Nodes[1].Depth != 1 || cs.Nodes[1].Upstream != m.URL() ||
+		cs.Nodes[2].Node != "2" || cs.Nodes[2].Depth != 2 || cs.Nodes[2].Upstream != s1.URL() || *cs.Nodes[2].Lag != 0 {
+		t.Fatalf("json:\n%s", js)
+	}
+	for _, n := range cs.Nodes {
+		if len(n.Problems) > 0 || n.Error != "" {
+			t.Fatalf("json:\n%s", js)
+		}
+	}
+
+	// The same tree asked at slave 2 (it leads to slave 1, then to the
+	// master), and at the master under another name than its slaves use.
+	tree := func(out string) string {
+		var b strings.Builder
+		for _, r := range treeRows(out) {
+			b.WriteString(strings.Join(append(r[:5:5], r[6:]...), "|") + "\n")
+		}
+		return b.String()
+	}
+	o, err := statusOf(t, "--node", s2.URL())
+	header, _, _ := strings.Cut(out, "\n")
+	if err != nil || !strings.HasPrefix(o, header+"\n") || tree(o) != tree(out) {
+		t.Fatalf("at slave 2: %v\n%s\nat the master:\n%s", err, o, out)
+	}
+	mu, _ := url.Parse(m.URL())
+	local := "http://localhost:" + mu.Port()
+	o, err = statusOf(t, local)
+	if err != nil || !strings.HasPrefix(o, "master "+local+", ") || len(treeRows(o)) != 3 || treeRows(o)[2][0] != "    └─ slave 2" ||
+		strings.Contains(o, "!") {
+		t.Fatalf("at %s: %v\n%s", local, err, o)
+	}
+
+	// Slave 2 stops: slave 1 still lists it. (--master on the command
+	// line wins over a --node from the environment.)
+	s2.Close()
+	t.Setenv("WALSHIP_NODE", "http://127.0.0.1:1")
+	out, err = statusOf(t, "--master", m.URL())
+	if err == nil || err.Error() != "cluster not healthy: slave 2 unreachable" {
+		t.Fatalf("err %v\n%s", err, out)
+	}
+	rows = treeRows(out)
+	if len(rows) != 3 || rows[2][0] != "    └─ slave 2" || rows[2][1] != s2.URL() || rows[2][6] != "unreachable" || rows[2][7] != s1.URL() ||
+		rows[1][6] != "streaming" || !strings.Contains(out, "\nslave 2: cannot reach "+s2.URL()+": ") {
+		t.Fatalf("slave 2 stopped:\n%s", out)
+	}
+}
+
+// A slave that a node lists as its follower but that follows another (it
+// was re-pointed) is drawn under the node it follows, flagged, and the
+// command exits 1 saying why.
+func TestStatusFollowerElsewhere(t *testing.T) {
+	m, slaves := mustStartCluster(t, 2)
+	s1, s2 := slaves[0], slaves[1]
+	last := mustExec(t, m.URL(), "CREATE TABLE t (v)")
+	waitApplied(t, m.URL(), slaves, last.Index)
+	st, err := client.New(m.URL()).LogStatus(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Follow(context.Background(), s1.URL(), st.Epoch); err != nil {
+		t.Fatal(err)
+	}
+	// The master still lists slave 2, which now pulls from slave 1.
+	cs := statusWhen(t, m.URL(), func(cs *clusterStatus) bool {
+		return len(cs.Nodes) == 3 && cs.Nodes[2].Node == "2" && cs.Nodes[2].Depth == 2 && cs.Nodes[2].State == client.StateStreaming
+	})
+	wantProblem := "is listed as a follower by master (" + m.URL() + ") but follows " + s1.URL()
+	if len(cs.Nodes[2].Problems) != 1 || cs.Nodes[2].Problems[0] != wantProblem || cs.Nodes[2].Upstream != s1.URL() ||
+		cs.Nodes[1].Problems != nil || cs.Nodes[0].Problems != nil {
+		t.Fatalf("%+v", cs.Nodes)
+	}
+	out, err := statusOf(t, m.URL())
+	if err == nil || err.Error() != "cluster not healthy: slave 2 "+wantProblem {
+		t.Fatalf("err %v\n%s", err, out)
+	}
+	rows := treeRows(out)
+	if len(rows) != 3 || rows[1][0] != " └─ slave 1" || rows[2][0] != "    └─ slave 2" || rows[2][6] != "streaming !" ||
+		rows[2][7] != s1.URL() || !strings.Contains(out, "\nslave 2: "+wantProblem+"\n") {
+		t.Fatalf("status:\n%s", out)
+	}
+}
+
+// tableRows reads an aligned table's rows by their first cell, without
+// the branches that draw a tree in it.
 func tableRows(out string) map[string][]string {
 	rows := map[string][]string{}
 	for _, l := range strings.Split(out, "\n") {
@@ -107,6 +329,7 @@ func tableRows(out string) map[string][]string {
 		for i := range cells {
 			cells[i] = strings.TrimSpace(cells[i])
 		}
+		cells[0] = strings.TrimLeft(cells[0], "│├└─ ")
 		rows[cells[0]] = cells
 	}
 	return rows
