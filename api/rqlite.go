@@ -550,7 +550,8 @@ func (s *Server) handleRqQuery(w http.ResponseWriter, r *http.Request) {
 
 // haltedRead refuses a read at a level that promises every acknowledged
 // write (strong, linearizable) on a master whose database lacks entries
-// its log holds (halted).
+// its log holds (halted), or that may not be the master any more (fenced,
+// or its failover lease uncertain).
 func (s *Server) haltedRead(p *rqParams) error {
 	rl := s.roles()
 	if rl.m == nil || (p.level != "strong" && p.level != "linearizable") {
@@ -558,6 +559,11 @@ func (s *Server) haltedRead(p *rqParams) error {
 	}
 	if err := rl.m.Err(); err != nil {
 		return fmt.Errorf("%w: %w; a read at level %s could miss an acknowledged write", master.ErrHalted, err, p.level)
+	}
+	// A master that was replaced, or cannot be sure it was not (its
+	// failover lease is uncertain), may miss writes a newer master took.
+	if err := rl.m.Leads(); err != nil {
+		return fmt.Errorf("%w; a read at level %s could miss writes a newer master acknowledged", err, p.level)
 	}
 	return nil
 }

@@ -76,6 +76,10 @@ type Candidate struct {
 	LastEpoch uint64 `json:"last_epoch"`
 	LastIndex uint64 `json:"last_index"`
 	Applied   uint64 `json:"applied"`
+	// Master is set by a node that is the master (it lost its
+	// leadership, as when etcd was unreachable, and campaigns again): a
+	// slave whose log is no further yields to it.
+	Master bool `json:"master,omitempty"`
 }
 
 // Ahead reports whether c's log is ahead of o's: a later epoch at its

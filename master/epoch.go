@@ -68,3 +68,18 @@ func (m *Master) StartEpoch(ctx context.Context) (uint64, error) {
 	})
 	return index, err
 }
+
+// Leads returns nil while the master is certainly the cluster's: not
+// fenced, and its write gate (the failover lease) open. A read that must
+// see every acknowledged write (strong) asks it.
+func (m *Master) Leads() error {
+	if err := m.Fenced(); err != nil {
+		return err
+	}
+	if m.cfg.Gate != nil {
+		if err := m.cfg.Gate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrNotLeading, err)
+		}
+	}
+	return nil
+}

@@ -57,6 +57,10 @@ var (
 	// ErrHalted is returned for a write while the master is halted: SQLite
 	// could not apply entries the log holds (see Master.Err for why).
 	ErrHalted = errors.New("writes are stopped")
+	// ErrNotLeading is returned for a write while Config.Gate refuses
+	// it: with automatic failover, the master does not certainly hold
+	// its lease (etcd unreachable, or not elected yet).
+	ErrNotLeading = errors.New("this master does not hold the failover lease; writes are refused until it does")
 	// ErrDiskLow is returned for a write while the data directory's volume
 	// has less free space than Config.MinFreeBytes.
 	ErrDiskLow = errors.New("disk almost full: writes are refused")
@@ -112,6 +116,11 @@ type Config struct {
 	// under the log and SQLite, and snapshots and compaction can still
 	// run. Zero means no check.
 	MinFreeBytes int64
+	// Gate, if set, is asked before each group commit: while it returns an
+	// error, writes are refused (ErrNotLeading wrapping it). Automatic
+	// failover closes it while the master does not certainly hold its
+	// lease (package election).
+	Gate func() error
 	// OnFenced, if set, is called when a slave knows a higher epoch than
 	// the master's: a newer master replaced it (feed.Config.OnFenced). It
 	// must not block.
@@ -484,6 +493,12 @@ func (m *Master) run() {
 			}
 		}
 		err := m.Fenced()
+		if err == nil && m.cfg.Gate != nil {
+			if err = m.cfg.Gate(); err != nil {
+				err = fmt.Errorf("%w: %w", ErrNotLeading, err)
+				m.failures.Log(m.cfg.Logger, slog.LevelWarn, "gate", "writes refused", "err", err)
+			}
+		}
 		if err == nil {
 			err = m.diskLow()
 		}

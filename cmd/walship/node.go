@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,7 +26,9 @@ import (
 	"github.com/walship/walship/archive"
 	"github.com/walship/walship/auth"
 	"github.com/walship/walship/db"
+	"github.com/walship/walship/election"
 	"github.com/walship/walship/master"
+	"github.com/walship/walship/repeatlog"
 	"github.com/walship/walship/slave"
 	"github.com/walship/walship/snapshot"
 	"github.com/walship/walship/wal"
@@ -98,6 +101,8 @@ type NodeConfig struct {
 	ArchiveRetainSnapshots int
 	// TLS is the node's TLS (node_tls.go); empty: plain HTTP.
 	TLS NodeTLS
+	// Etcd, with endpoints, turns on automatic failover (failover.go).
+	Etcd EtcdConfig
 	// MinReplicas and MinReplicasWait are the master's default write
 	// concern (api.Server).
 	MinReplicas     int
@@ -200,6 +205,11 @@ type Node struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// elec is the node's part in the election at etcd (--etcd), nil
+	// without; leading is set while it leads (failover.go).
+	elec     *election.Election
+	leading  atomic.Bool
+	failures repeatlog.Logger
 }
 
 // StartNode opens a node's data directory and starts serving.
@@ -280,6 +290,11 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 			return nil, err
 		}
 	}
+	if len(cfg.Etcd.Endpoints) > 0 {
+		if err := n.openElection(); err != nil {
+			return nil, err
+		}
+	}
 	role, masterURL, err := n.startingRole()
 	if err != nil {
 		return nil, err
@@ -298,6 +313,10 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.watch() }()
+	if n.elec != nil {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.failover() }()
+	}
 	if err := n.server.Open(); err != nil {
 		return nil, err
 	}
@@ -345,6 +364,11 @@ func (n *Node) Close() error {
 	}
 	if n.slave != nil {
 		errs = append(errs, n.slave.Close())
+	}
+	if n.elec != nil {
+		// After the master closed: its lease is revoked, and another is
+		// elected at once.
+		errs = append(errs, n.elec.Close())
 	}
 	if n.arch != nil {
 		errs = append(errs, n.arch.Close())
@@ -452,6 +476,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	archiveSnapshots := fs.Uint64("archive-snapshot-every", master.DefaultArchiveSnapshotEntries, "give the archive a snapshot once its newest is this many entries behind: a restore replays at most about this many entries")
 	archiveRetainFor := fs.Duration("archive-retain-for", 0, "keep the archived snapshots and log needed to restore to any point within this long, e.g. 168h; 0: no cap (with no --archive-retain-snapshots either, the archive keeps everything)")
 	archiveRetainSnaps := fs.Int("archive-retain-snapshots", 0, "keep the newest N archived snapshots and the log after the oldest of them; 0: no cap")
+	etcdFlags := addEtcdFlags(fs)
 	peers := fs.String("peers", "", "the other nodes of the cluster, comma-separated URLs: at start the master asks them whether a master of a higher epoch replaced it (then it starts as that one's slave), and a promotion of this node tells them")
 	minReplicas := fs.Int("min-replicas", 0, "default write concern: answer a write once this many slaves hold it fsynced in their log (a write may ask otherwise with w=N); with 1 or more, losing the master alone loses no acknowledged write; 0: answer once the master has it")
 	minReplicasWait := fs.Duration("min-replicas-timeout", api.DefaultMinReplicasWait, "how long a write waits for --min-replicas slaves; then it is answered, committed, with the shortfall said")
@@ -473,6 +498,10 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	etcd, err := etcdFlags()
+	if err != nil {
+		return err
+	}
 	snapShare, err := parseShare("snapshot-cpu", *snapCPU)
 	if err != nil {
 		return err
@@ -487,7 +516,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 		CompactEvery: lf.CompactEvery, MinFree: *minFree, SnapshotCPU: snapShare, VerifyEvery: *verifyEvery,
 		ArchiveDir: *archiveDir, ArchiveEvery: *archiveEvery, ArchiveSnapshotEntries: *archiveSnapshots,
 		ArchiveRetainFor: *archiveRetainFor, ArchiveRetainSnapshots: *archiveRetainSnaps, TLS: nodeTLS,
-		MinReplicas: *minReplicas, MinReplicasWait: *minReplicasWait, Peers: splitURLs(*peers)})
+		MinReplicas: *minReplicas, MinReplicasWait: *minReplicasWait, Peers: splitURLs(*peers), Etcd: etcd})
 	if err != nil {
 		return err
 	}
@@ -505,6 +534,7 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	addr := fs.String("addr", "", "address to listen on (default :8080+id)")
 	masterURL := fs.String("master", "http://127.0.0.1:8080", "the master's URL; a comma-separated list names the nodes that may be the master: the slave follows the first, and when it goes silent, whichever is the master of the highest epoch (after a promotion)")
 	peers := fs.String("peers", "", "other nodes of the cluster, comma-separated URLs: asked for the master when this slave's goes silent, and told when this slave is promoted")
+	etcdFlags := addEtcdFlags(fs)
 	data := fs.String("data", "", "data directory (default walship-data/slave-<id>)")
 	advertise := fs.String("advertise", "", "URL other nodes and clients use for this node (default: from --addr)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -529,6 +559,10 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	lf, err := logFlags()
+	if err != nil {
+		return err
+	}
+	etcd, err := etcdFlags()
 	if err != nil {
 		return err
 	}
@@ -563,7 +597,7 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 		MasterURL: masters[0], Peers: append(masters[1:], splitURLs(*peers)...), Logger: logger, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
 		JoinFromSnapshot: *join, SnapshotCPU: snapShare, TLS: nodeTLS,
 		RetainEntries: lf.RetainEntries, RetainBytes: lf.RetainBytes, RetainFor: lf.RetainFor, SegmentBytes: lf.SegmentBytes,
-		CompactEvery: lf.CompactEvery})
+		CompactEvery: lf.CompactEvery, Etcd: etcd})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/walship/walship/api"
 	"github.com/walship/walship/api/client"
 	"github.com/walship/walship/durable"
+	"github.com/walship/walship/election"
 	"github.com/walship/walship/master"
 	"github.com/walship/walship/retention"
 	"github.com/walship/walship/slave"
@@ -82,6 +83,22 @@ func (n *Node) startingRole() (role, masterURL string, err error) {
 				"master", rec.Master, "epoch", rec.Epoch, "file", filepath.Join(n.cfg.Data, roleFile))
 		}
 		role, masterURL = rec.Role, rec.Master
+	}
+	if n.elec != nil {
+		// With automatic failover, the elected master is at etcd.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		l, err := n.elec.Leader(ctx)
+		switch {
+		case err == nil && l.URL != n.url && l.Epoch >= n.log.Epoch():
+			if role == "master" {
+				n.logger.Warn("another node is the elected master; starting as its slave", "master", l.URL, "epoch", l.Epoch)
+			}
+			return "slave", l.URL, nil
+		case err != nil && !errors.Is(err, election.ErrNoLeader):
+			n.logger.Warn("etcd does not answer; starting in the recorded role", "err", err)
+		}
+		return role, masterURL, nil
 	}
 	if role == "master" {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -169,7 +186,16 @@ func (n *Node) masterConfig() (master.Config, error) {
 		RetainFor: cfg.RetainFor, CompactEvery: cfg.CompactEvery, Snapshots: n.snapshots, MinFreeBytes: minFree,
 		VerifyEvery: verifyEvery, CheckCPU: n.snapshots.CPUShare,
 		Archive: n.arch, ArchiveEvery: cfg.ArchiveEvery, ArchiveSnapshotEntries: cfg.ArchiveSnapshotEntries,
-		OnFenced: n.onFenced}, nil
+		OnFenced: n.onFenced, Gate: n.writeGate()}, nil
+}
+
+// writeGate is the master's write gate: with automatic failover, the
+// lease (gate); without, none.
+func (n *Node) writeGate() func() error {
+	if n.elec == nil {
+		return nil
+	}
+	return n.gate
 }
 
 // openMaster opens the master role on the node's log and database.
@@ -205,6 +231,9 @@ func (n *Node) Promote(ctx context.Context, force bool) (client.PromoteResult, e
 	var res client.PromoteResult
 	if n.master != nil {
 		return res, fmt.Errorf("%w: this node is the master already (epoch %d)", api.ErrRoleSwitch, n.log.Epoch())
+	}
+	if n.elec != nil {
+		return res, fmt.Errorf("%w: automatic failover is on (--etcd): the election chooses the master; stop the master to have another elected", api.ErrRoleSwitch)
 	}
 	sl := n.slave
 	st := sl.Status()
@@ -245,15 +274,47 @@ func (n *Node) Promote(ctx context.Context, force bool) (client.PromoteResult, e
 		n.logger.Warn("promotion: the master does not answer; promoting with what this slave has", "master", prev, "err", ferr,
 			"applied_index", n.db.AppliedIndex(), "log_last_index", n.log.LastIndex())
 	}
-	if err := sl.Close(); err != nil {
-		return res, err
+	index, err := n.becomeMaster(ctx, epoch)
+	if err != nil {
+		return res, fmt.Errorf("promote: %w", err)
 	}
-	undo := func(cause error) (client.PromoteResult, error) {
-		if s, err := n.openSlave(prev); err == nil {
-			n.slave = s
-			_ = n.server.SetRole(nil, s)
+	res.Index = index
+	n.logger.Warn("promoted: this node is the master", "epoch", epoch, "first_index", index, "previous", prev)
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.announce(epoch, append([]string{prev}, peers...)) }()
+	return res, nil
+}
+
+// becomeMaster turns the node into the master of epoch, under roleMu: it
+// closes the slave role (if any), records epoch in the log, opens the
+// master role on the same files, appends the epoch's first entry, serves
+// the master and records the role. It returns that entry's index. On an
+// error before the master serves, the node is a slave again (of the same
+// master).
+func (n *Node) becomeMaster(ctx context.Context, epoch uint64) (uint64, error) {
+	var prev string
+	if sl := n.slave; sl != nil {
+		prev = sl.MasterURL()
+		if err := sl.Close(); err != nil {
+			return 0, err
 		}
-		return res, fmt.Errorf("promote: %w", cause)
+		n.slave = nil
+	} else if m := n.master; m != nil {
+		// A master taking a higher epoch (elected again after another
+		// led): its role opens anew.
+		if err := m.Close(); err != nil {
+			return 0, err
+		}
+		n.master = nil
+	}
+	undo := func(cause error) (uint64, error) {
+		if prev != "" {
+			if s, err := n.openSlave(prev); err == nil {
+				n.slave = s
+				_ = n.server.SetRole(nil, s)
+			}
+		}
+		return 0, cause
 	}
 	if err := n.log.SetEpoch(epoch); err != nil {
 		return undo(err)
@@ -267,18 +328,14 @@ func (n *Node) Promote(ctx context.Context, force bool) (client.PromoteResult, e
 		m.Close()
 		return undo(err)
 	}
-	res.Index = index
-	n.master, n.slave = m, nil
+	n.master = m
 	if err := n.server.SetRole(m, nil); err != nil {
-		return res, err
+		return index, err
 	}
 	if err := n.recordRole(recordedRole{Role: "master", Epoch: epoch}); err != nil {
-		n.logger.Error("promoted, but the role could not be recorded: a restart starts in the command line's role", "err", err)
+		n.logger.Error("the node is the master, but its role could not be recorded: a restart starts in the command line's role", "err", err)
 	}
-	n.logger.Warn("promoted: this node is the master", "epoch", epoch, "first_index", index, "previous", prev)
-	n.wg.Add(1)
-	go func() { defer n.wg.Done(); n.announce(epoch, append([]string{prev}, peers...)) }()
-	return res, nil
+	return index, nil
 }
 
 // waitApplied waits until sl applied index, or ctx is done.
