@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -9,10 +10,12 @@ import (
 	"time"
 
 	"github.com/walship/walship/api/client"
+	"github.com/walship/walship/etcdembed"
 )
 
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("demo", "walship demo [--port 8080] [--slaves 2] [--data walship-data]", stderr)
+func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo", "walship demo [--port 8080] [--slaves 2] [--data walship-data] [--failover]", stderr)
+	failover := fs.Bool("failover", false, "automatic failover: start an etcd in this process, give every node --etcd, and stop and start the master when Enter is pressed, to watch another be elected")
 	port := fs.Int("port", 8080, "the master's port; slave N listens on port+N")
 	slaves := fs.Int("slaves", 2, "number of slaves")
 	data := fs.String("data", "walship-data", "directory holding every node's data directory")
@@ -28,25 +31,38 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	host := "127.0.0.1"
-	m, err := StartNode(NodeConfig{Role: "master", ID: "master", Addr: host + ":" + strconv.Itoa(*port),
-		Data: filepath.Join(*data, "master"), Logger: logger, VerifyEvery: DefaultVerifyEvery})
-	if err != nil {
-		return err
-	}
-	nodes := []*Node{m}
-	defer func() {
-		for i := len(nodes) - 1; i >= 0; i-- {
-			nodes[i].Close()
-		}
-	}()
-	for i := 1; i <= *slaves; i++ {
-		s, err := StartNode(NodeConfig{Role: "slave", ID: strconv.Itoa(i), Addr: host + ":" + strconv.Itoa(*port+i),
-			Data: filepath.Join(*data, "slave-"+strconv.Itoa(i)), MasterURL: m.URL(), Logger: logger})
+	var etcd EtcdConfig
+	if *failover {
+		srv, err := etcdembed.Start(filepath.Join(*data, "etcd"), "")
 		if err != nil {
 			return err
 		}
-		nodes = append(nodes, s)
+		defer srv.Close()
+		etcd = EtcdConfig{Endpoints: []string{srv.URL()}, Timeout: DefaultFailoverTimeout}
 	}
+	masterURL := "http://" + host + ":" + strconv.Itoa(*port)
+	configs := []NodeConfig{{Role: "master", ID: "master", Addr: host + ":" + strconv.Itoa(*port),
+		Data: filepath.Join(*data, "master"), Logger: logger, VerifyEvery: DefaultVerifyEvery, Etcd: etcd}}
+	for i := 1; i <= *slaves; i++ {
+		configs = append(configs, NodeConfig{Role: "slave", ID: strconv.Itoa(i), Addr: host + ":" + strconv.Itoa(*port+i),
+			Data: filepath.Join(*data, "slave-"+strconv.Itoa(i)), MasterURL: masterURL, Logger: logger, Etcd: etcd})
+	}
+	nodes := make([]*Node, len(configs))
+	defer func() {
+		for i := len(nodes) - 1; i >= 0; i-- {
+			if nodes[i] != nil {
+				nodes[i].Close()
+			}
+		}
+	}()
+	for i, cfg := range configs {
+		n, err := StartNode(cfg)
+		if err != nil {
+			return err
+		}
+		nodes[i] = n
+	}
+	m := nodes[0]
 	for _, n := range nodes {
 		c := client.New(n.URL())
 		if err := waitReady(ctx, c.Ready, 10*time.Second); err != nil {
@@ -68,7 +84,73 @@ Try:
   curl -s %[1]s/ -d '{"command":"query","query":"SELECT * FROM users"}'
 `, nodes[1].URL())
 	}
-	fmt.Fprintf(stdout, "  curl -s %s/log/status\n\nPress Ctrl-C to stop.\n", m.URL())
-	<-ctx.Done()
-	return nil
+	fmt.Fprintf(stdout, "  curl -s %s/log/status\n", m.URL())
+	if !*failover {
+		fmt.Fprint(stdout, "\nPress Ctrl-C to stop.\n")
+		<-ctx.Done()
+		return nil
+	}
+	fmt.Fprintf(stdout, "  walship status --node %s\n\nFailover is on (etcd %s). Press Enter to stop the master: another node is elected; Enter again starts it back, as a slave of the new master. Ctrl-C to quit.\n",
+		m.URL(), etcd.Endpoints[0])
+	return demoFailover(ctx, stdin, stdout, configs, nodes)
+}
+
+// demoFailover stops the master at each line read from stdin, and starts
+// it again at the next, until ctx is done.
+func demoFailover(ctx context.Context, stdin io.Reader, stdout io.Writer, configs []NodeConfig, nodes []*Node) error {
+	lines := make(chan struct{})
+	go func() { // ends with the process: a read of stdin cannot be stopped
+		sc := bufio.NewScanner(stdin)
+		for sc.Scan() {
+			select {
+			case lines <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	stopped := -1
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-lines:
+		}
+		if stopped >= 0 {
+			n, err := StartNode(configs[stopped])
+			if err != nil {
+				fmt.Fprintf(stdout, "could not start %s again: %v\n", configs[stopped].ID, err)
+				continue
+			}
+			nodes[stopped] = n
+			fmt.Fprintf(stdout, "started %s again at %s: it follows the elected master\n", configs[stopped].ID, n.URL())
+			stopped = -1
+			continue
+		}
+		for i, n := range nodes {
+			if n != nil && n.Role() == "master" {
+				fmt.Fprintf(stdout, "stopping the master, %s (%s)…\n", configs[i].ID, n.URL())
+				n.Close()
+				nodes[i], stopped = nil, i
+				break
+			}
+		}
+		if stopped < 0 {
+			fmt.Fprintln(stdout, "no master yet: wait for the election, and press Enter again")
+			continue
+		}
+		start := time.Now()
+		for ctx.Err() == nil && time.Since(start) < time.Minute {
+			for i, n := range nodes {
+				if n != nil && n.Role() == "master" && n.Leading() {
+					fmt.Fprintf(stdout, "%s (%s) was elected the master after %s\n", configs[i].ID, n.URL(), time.Since(start).Round(time.Millisecond))
+					start = time.Time{}
+				}
+			}
+			if start.IsZero() {
+				break
+			}
+			time.Sleep(50 * time.Millisecond) // ok: a demo's poll interval
+		}
+	}
 }

@@ -19,7 +19,7 @@ const usage = `walship: a replicated SQLite database.
 Usage:
   walship master [flags]          run the master (default :8080)
   walship slave [N] [flags]       run slave N (default :8080+N), pulling the master's log
-  walship demo [flags]            run a master and two slaves in this process
+  walship demo [flags]            run a master and two slaves in this process (--failover: with etcd)
   walship exec [flags] SQL [P…]   send a write to a node and print the answer
   walship query [flags] SQL [P…]  send a read to a node and print the answer
   walship shell [flags] [URL]     an interactive SQL shell on a node
@@ -91,7 +91,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "slave":
 		return runSlave(ctx, rest, stderr)
 	case "demo":
-		return runDemo(ctx, rest, stdout, stderr)
+		return runDemo(ctx, rest, os.Stdin, stdout, stderr)
 	case "exec", "query":
 		return runSend(ctx, cmd, rest, stdout, stderr)
 	case "shell":

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"math/rand/v2"
 	"net"
 	"path/filepath"
@@ -153,6 +154,91 @@ func TestDemo(t *testing.T) {
 	}
 	if got := send("query", "--node", slave2, "SELECT count(*) AS n FROM users"); !strings.Contains(got, `"n"`) || !strings.Contains(got, "2") {
 		t.Fatalf("query: %s", got)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo ended with %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("demo did not stop")
+	}
+}
+
+// walship demo --failover runs etcd in the process and gives every node
+// --etcd: Enter stops the master and another is elected, which takes
+// writes; Enter again starts the old one back, as a slave of the new.
+func TestDemoFailover(t *testing.T) {
+	port := freePorts(t)
+	data := filepath.Join(t.TempDir(), "data")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	stdin, enter := io.Pipe()
+	defer enter.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- runDemo(ctx, []string{"--port", strconv.Itoa(port), "--data", data, "--failover"}, stdin, &out, &errOut)
+	}()
+	waitOut := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(out.String(), what) {
+			select {
+			case err := <-done:
+				t.Fatalf("demo stopped: %v\n%s\n%s", err, out.String(), errOut.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("demo did not print %q:\n%s\n%s", what, out.String(), errOut.String())
+			}
+			time.Sleep(10 * time.Millisecond) // ok: poll interval
+		}
+	}
+	waitOut("Failover is on")
+	master := "http://127.0.0.1:" + strconv.Itoa(port)
+	// The master takes writes once elected.
+	var o, e bytes.Buffer
+	deadline := time.Now().Add(30 * time.Second)
+	for Run(ctx, []string{"exec", "--node", master, "CREATE TABLE t (v)"}, &o, &e) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo's master takes no write: %s", e.String())
+		}
+		time.Sleep(50 * time.Millisecond) // ok: poll interval
+	}
+	if _, err := enter.Write([]byte("\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitOut("was elected the master after")
+	var elected string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.Contains(line, "was elected the master") {
+			_, rest, _ := strings.Cut(line, "(")
+			elected, _, _ = strings.Cut(rest, ")")
+		}
+	}
+	if elected == "" || elected == master {
+		t.Fatalf("elected %q:\n%s", elected, out.String())
+	}
+	o.Reset()
+	if err := Run(ctx, []string{"exec", "--node", elected, "INSERT INTO t VALUES (1)"}, &o, &e); err != nil {
+		t.Fatalf("a write at the elected master: %v %s", err, e.String())
+	}
+	if _, err := enter.Write([]byte("\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitOut("started master again")
+	c := client.New(master)
+	for {
+		st, err := c.LogStatus(ctx)
+		if err == nil && st.Role == "slave" && st.Master == elected && st.AppliedIndex >= 3 {
+			break
+		}
+		if time.Now().After(deadline.Add(30 * time.Second)) {
+			t.Fatalf("the old master does not follow the new one: %+v %v", st, err)
+		}
+		time.Sleep(20 * time.Millisecond) // ok: poll interval
 	}
 	cancel()
 	select {

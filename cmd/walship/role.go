@@ -532,3 +532,22 @@ func (n *Node) watch() {
 		silent = 0
 	}
 }
+
+// Role returns the node's role now: "master" or "slave".
+func (n *Node) Role() string {
+	n.roleMu.Lock()
+	defer n.roleMu.Unlock()
+	if n.master != nil {
+		return "master"
+	}
+	return "slave"
+}
+
+// Leading reports whether the node is the master and, with automatic
+// failover, holds the leadership.
+func (n *Node) Leading() bool {
+	if n.Role() != "master" {
+		return false
+	}
+	return n.elec == nil || n.leading.Load()
+}
