@@ -31,8 +31,14 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	info, err := s.Snapshots.Latest()
 	_, fresh := r.URL.Query()["fresh"]
-	// A snapshot of a history the database left (a load) is no one's.
+	// A snapshot of a history the database left (a load) is no one's;
+	// one older than the node's log begins (a slave that bootstrapped
+	// since, its log started again after the snapshot it installed) would
+	// leave a follower short of entries: both are taken anew.
 	stale := err == nil && info.LogID != s.db().LogID()
+	if fd := s.feed(); err == nil && fd != nil && info.Index+1 < fd.Log().FirstIndex() {
+		stale = true
+	}
 	if errors.Is(err, snapshot.ErrNone) || (fresh && err == nil) || stale {
 		info, err = s.Snapshots.Make(r.Context(), s.db())
 	}

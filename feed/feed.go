@@ -311,7 +311,9 @@ func (f *Feed) gone(req Request, first uint64) error {
 func (f *Feed) compacted(from, first uint64) *CompactedError {
 	ce := &CompactedError{From: from, First: first}
 	if f.cfg.Snapshots != nil {
-		if info, err := f.cfg.Snapshots.Latest(); err == nil && info.LogID == f.log.ID() {
+		// Only a snapshot the log follows is named: an older one (a slave
+		// that bootstrapped since) is replaced when it is asked for.
+		if info, err := f.cfg.Snapshots.Latest(); err == nil && info.LogID == f.log.ID() && info.Index+1 >= first {
 			ce.Snapshot = info.Index
 		}
 	}

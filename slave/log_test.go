@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,12 +20,14 @@ import (
 // other slaves can follow it.
 type servedSlave struct {
 	*testSlave
-	log *wal.Log
-	srv *api.Server
+	log  *wal.Log
+	srv  *api.Server
+	once sync.Once
 }
 
 // mustServeSlave starts a slave with its own log in dir and serves it.
-// Cleanup closes the server, the slave, its database and its log.
+// Cleanup (or close) closes the server, the slave, its database and its
+// log, and checks the log.
 func mustServeSlave(tb testing.TB, dir string, cfg slave.Config, opts ...wal.Options) *servedSlave {
 	tb.Helper()
 	o := wal.Options{NoSync: true}
@@ -36,19 +39,36 @@ func mustServeSlave(tb testing.TB, dir string, cfg slave.Config, opts ...wal.Opt
 		tb.Fatal(err)
 	}
 	cfg.Log = lg
-	tb.Cleanup(func() {
-		if err := lg.Check(); err != nil {
-			tb.Errorf("check the slave's log: %v", err)
-		}
-		lg.Close()
-	})
-	ts := mustOpenSlave(tb, filepath.Join(dir, "db.sqlite"), cfg)
-	srv := &api.Server{Addr: "127.0.0.1:0", ID: cfg.ID, Slave: ts.s, Logger: quietLogger(), Snapshots: cfg.Snapshots}
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	d, err := db.Open(filepath.Join(dir, "db.sqlite"), db.Options{Logger: quietLogger()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := slave.Open(d, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &api.Server{Addr: "127.0.0.1:0", ID: cfg.ID, Slave: s, Logger: quietLogger(), Snapshots: cfg.Snapshots}
 	if err := srv.Open(); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { srv.Close(); ts.close(tb) })
-	return &servedSlave{testSlave: ts, log: lg, srv: srv}
+	ss := &servedSlave{testSlave: &testSlave{s: s, db: d}, log: lg, srv: srv}
+	tb.Cleanup(func() { ss.close(tb) })
+	return ss
+}
+
+// close stops the slave and closes its files; a second call does nothing.
+func (ss *servedSlave) close(tb testing.TB) {
+	ss.once.Do(func() {
+		ss.srv.Close()
+		ss.testSlave.close(tb)
+		if err := ss.log.Check(); err != nil {
+			tb.Errorf("check the slave's log: %v", err)
+		}
+		ss.log.Close()
+	})
 }
 
 // sameLog fails the test unless got holds exactly want's entries, byte for
@@ -201,4 +221,45 @@ func TestSlaveCompactsItsLog(t *testing.T) {
 	m.insertMany(t, 800, 50)
 	waitState(t, second, "streaming", m.log.LastIndex())
 	sameContent(t, m, second)
+}
+
+// A slave that bootstrapped (its log starts again after the snapshot it
+// installed) while its own store holds an older snapshot does not send a
+// follower to that one: its log does not follow it. The follower gets a
+// snapshot taken anew, and ends with the master's content.
+func TestSlaveServesSnapshotItsLogFollows(t *testing.T) {
+	m, murl := compactingMaster(t)
+	if r := m.Execute(context.Background(), db.Request{Txn: true, Statements: []wal.Statement{{SQL: "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"}}}); r.Err != nil || r.Outcome.Err != nil {
+		t.Fatal(r.Err, r.Outcome.Err)
+	}
+	insert(t, m, 50)
+	dir := t.TempDir()
+	snaps, err := snapshot.Open(filepath.Join(dir, "snapshots"), quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := mustServeSlave(t, dir, slave.Config{ID: "a", MasterURL: murl, Snapshots: snaps})
+	waitState(t, a.testSlave, "streaming", m.Log().LastIndex())
+	old, err := snaps.Make(context.Background(), a.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.close(t)
+	insert(t, m, 1500)
+	if _, err := m.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if first := m.Log().FirstIndex(); first <= old.Index+1 {
+		t.Fatalf("the master's log starts at %d: not compacted past the slave's %d", first, old.Index)
+	}
+	a = mustServeSlave(t, dir, slave.Config{ID: "a", MasterURL: murl, Snapshots: snaps})
+	waitState(t, a.testSlave, "streaming", m.Log().LastIndex())
+	if first := a.log.FirstIndex(); first <= old.Index+1 {
+		t.Fatalf("the slave did not bootstrap: its log starts at %d", first)
+	}
+	b := mustOpenSlave(t, filepath.Join(t.TempDir(), "db.sqlite"), slave.Config{ID: "b", MasterURL: a.srv.URL()})
+	waitState(t, b, "streaming", m.Log().LastIndex())
+	if got, want := count(t, b.db, "SELECT count(*) FROM t"), count(t, m.DB(), "SELECT count(*) FROM t"); got != want || want != 1550 {
+		t.Fatalf("the follower of the slave holds %d rows, the master %d (want 1550)", got, want)
+	}
 }

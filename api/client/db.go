@@ -29,6 +29,11 @@ type DBOptions struct {
 	Level       string        // reads: none, weak (default), linearizable, strong, auto
 	Freshness   time.Duration // reads at level none: refuse a slave staler than this
 	Timeout     time.Duration // forwarding and wait timeout; 0 means the server's 30s
+	// W, if set, is the write concern: the master answers once *W slaves
+	// hold the write fsynced (applied, with Applied); nil: the master's
+	// default (--min-replicas).
+	W       *int
+	Applied bool
 }
 
 // DBResult is one statement's result: rows for a read (or RETURNING), the
@@ -116,6 +121,10 @@ func (c *Client) db(ctx context.Context, path string, opts DBOptions, stmts []St
 	}
 	if opts.Timeout > 0 {
 		q.Set("timeout", opts.Timeout.String())
+	}
+	if opts.W != nil {
+		q.Set("w", strconv.Itoa(*opts.W))
+		flag(opts.Applied, "applied")
 	}
 	u := c.URL + path
 	if len(q) > 0 {

@@ -60,6 +60,9 @@ type benchConfig struct {
 	read     bool
 	payload  int // bytes of each written value; 0: the word "bench"
 	remote   *remote
+	// w is the write concern of each write (-1: none asked).
+	w       int
+	applied bool
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -80,6 +83,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.count, "count", 0, "requests to send in all (0: run for --duration); catchup: entries to write")
 	fs.StringVar(&cfg.table, "table", "walship_bench", "table to write to and read from (created if missing)")
 	fs.IntVar(&cfg.payload, "payload", 0, "write: bytes of random hex text in each written row (0: the 5-byte word bench)")
+	fs.IntVar(&cfg.w, "w", -1, "write: the write concern, w=N (the master answers once N slaves hold each write); -1: none asked (the master's --min-replicas)")
+	fs.BoolVar(&cfg.applied, "applied", false, "write: with -w, wait until the slaves applied each write")
 	fs.BoolVar(&cfg.ceiling, "ceiling", false, "also measure the no-op server in the same run and report fractions of it")
 	slaves := fs.String("slaves", "", "lag: slave URLs, comma separated (default: the master's /log/status)")
 	rate := fs.Int("rate", 0, "lag: writes per second in all (0: as fast as the clients go)")
@@ -267,7 +272,7 @@ func runLoad(ctx context.Context, cfg benchConfig, stderr io.Writer) (loadResult
 					resp, err = c.DBQuery(ctx, client.DBOptions{Level: "none"}, client.Statement{SQL: "SELECT v FROM " + cfg.table + " WHERE id = ?", Params: []any{key}})
 					key += cfg.clients
 				} else {
-					resp, err = c.DBExecute(ctx, client.DBOptions{}, stmts...)
+					resp, err = c.DBExecute(ctx, cfg.writeOptions(), stmts...)
 				}
 				if err == nil {
 					err = resp.Err()
@@ -585,4 +590,14 @@ func benchCatchup(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer
 	fmt.Fprintf(stdout, "catchup: a slave %d entries behind (%d..%d) caught up in %s: %.0f entries/s\n",
 		target-from, from+1, target, el.Round(time.Millisecond), float64(target-from)/el.Seconds())
 	return nil
+}
+
+// writeOptions are the options of the load's writes: the write concern
+// asked, if any.
+func (cfg benchConfig) writeOptions() client.DBOptions {
+	if cfg.w < 0 {
+		return client.DBOptions{}
+	}
+	w := cfg.w
+	return client.DBOptions{W: &w, Applied: cfg.applied}
 }
