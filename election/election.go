@@ -347,6 +347,23 @@ func (e *Election) NextEpoch(ctx context.Context, own uint64) (uint64, error) {
 	}
 }
 
+// Epoch returns the highest epoch the cluster has had (0: no master was
+// ever elected).
+func (e *Election) Epoch(ctx context.Context) (uint64, error) {
+	resp, err := e.cli.Get(ctx, e.cfg.Prefix+"epoch")
+	if err != nil {
+		return 0, fmt.Errorf("election: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, nil
+	}
+	var epoch uint64
+	if _, err := fmt.Sscan(string(resp.Kvs[0].Value), &epoch); err != nil {
+		return 0, fmt.Errorf("election: %sepoch holds %q, not an epoch", e.cfg.Prefix, resp.Kvs[0].Value)
+	}
+	return epoch, nil
+}
+
 // KeepEpoch stores epoch as the cluster's (a master that leads with the
 // epoch it has: the first master, or one elected again), only while this
 // node leads and when no higher one is stored. It reports whether epoch

@@ -333,3 +333,34 @@ func TestEtcdUnavailable(t *testing.T) {
 	}
 	sameContent(t, m, s1)
 }
+
+// In a new cluster whose slave starts before the master, the slave does
+// not campaign (no master was ever elected, its log is empty): it would
+// become a master without the master's data, and the master would drop
+// its history to follow it. The master, started later, is elected and
+// the slave follows it.
+func TestEtcdSlaveFirstDoesNotCampaign(t *testing.T) {
+	etcd := startEtcd(t)
+	c := NewCluster(t)
+	m := c.newNode(RoleMaster, 0, "master", []Option{withEtcd(etcd.URL())})
+	m.Addr = freeAddr(t)
+	s := c.newNode(RoleSlave, 1, "slave-1", []Option{withEtcd(etcd.URL())})
+	s.Master, s.MasterURL, s.Addr = m, m.URL(), freeAddr(t)
+	s.StartNoWait()
+	s.WaitFor("serving", waitTimeout, func(*LogStatus) bool { return true })
+	// Three leases' time: the slave had every chance to campaign.
+	time.Sleep(3 * failoverTimeout) // ok: checking that nothing happens meanwhile
+	if st := s.MustLogStatus(); st.Role != "slave" {
+		t.Fatalf("the slave became %s before any master was elected: %s", st.Role, st.Body)
+	}
+	m.Start()
+	if got := waitMaster(t, m, s); got != m {
+		t.Fatalf("%s leads, want the master", got)
+	}
+	m.MustExec("CREATE TABLE t (v)")
+	idx := m.MustExec("INSERT INTO t VALUES (1)").Index
+	s.WaitForApplied(idx, waitTimeout)
+	if st := m.MustLogStatus(); st.Epoch != 1 {
+		t.Fatalf("the master's epoch is %d, want 1", st.Epoch)
+	}
+}

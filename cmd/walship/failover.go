@@ -174,15 +174,28 @@ func (n *Node) failover() {
 // always (it leads, or must be elected before it writes); a slave only
 // when no master is elected and its log is at least every other live
 // node's.
+//
+// A node that missed a whole generation (its epoch is below the highest
+// the cluster had) never campaigns: a node of the latest one holds
+// writes it lacks. A slave with an empty log never does, nor any slave
+// before a master was ever elected (a new cluster whose master has not
+// started yet).
 func (n *Node) mayCampaign(ctx context.Context) bool {
 	n.roleMu.Lock()
 	isMaster := n.master != nil && n.master.Fenced() == nil
 	n.roleMu.Unlock()
+	lctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	stored, err := n.elec.Epoch(lctx)
+	if err != nil || n.log.Epoch() < stored {
+		return false
+	}
 	if isMaster {
 		return true
 	}
-	lctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
+	if stored == 0 || n.log.LastIndex() == 0 {
+		return false
+	}
 	if _, err := n.elec.Leader(lctx); !errors.Is(err, election.ErrNoLeader) {
 		return false
 	}

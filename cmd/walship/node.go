@@ -312,10 +312,10 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.wg.Add(1)
-	go func() { defer n.wg.Done(); n.watch() }()
 	if n.elec != nil {
-		n.wg.Add(1)
-		go func() { defer n.wg.Done(); n.failover() }()
+		go func() { defer n.wg.Done(); n.failover() }() // the election decides
+	} else {
+		go func() { defer n.wg.Done(); n.watch() }()
 	}
 	if err := n.server.Open(); err != nil {
 		return nil, err
