@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -112,5 +113,29 @@ func TestWriteConcernReceived(t *testing.T) {
 	status, body = post(t, srv.URL(), []byte(`{"command":"exec","query":"INSERT INTO t VALUES (3)"}`))
 	if status != 200 || !strings.Contains(string(body), `"replicas":{"wanted":2,"received":2}`) {
 		t.Fatalf("seed with the default concern: %d %s", status, body)
+	}
+}
+
+// With ReadReplicas, a strong read at the master is answered only once a
+// slave holds every write it may have seen: without one, 503 (a failover
+// could lose those writes); with one, the read's answer. Reads at other
+// levels are not held.
+func TestStrongReadWaitsForReplicas(t *testing.T) {
+	srv, mc := mustRunMasterConfig(t, master.Config{}, func(s *api.Server) { s.ReadReplicas = 1 })
+	mustExec(t, mc, "CREATE TABLE t (v)")
+	mustExec(t, mc, "INSERT INTO t VALUES (7)")
+	q := "/db/query?q=" + url.QueryEscape("SELECT v FROM t")
+	status, _, body := do(t, http.MethodGet, srv.URL()+q+"&level=strong&timeout=200ms", nil)
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(body), "not replicated yet") {
+		t.Fatalf("strong read with no slave: %d %s", status, body)
+	}
+	if status, _, body := do(t, http.MethodGet, srv.URL()+q+"&level=weak", nil); status != 200 || !strings.Contains(string(body), "[7]") {
+		t.Fatalf("weak read: %d %s", status, body)
+	}
+	s1, _ := mustRunSlave(t, srv.URL(), "s1")
+	waitApplied(t, s1, 2)
+	status, _, body = do(t, http.MethodGet, srv.URL()+q+"&level=strong&timeout=5s", nil)
+	if status != 200 || !strings.Contains(string(body), "[7]") {
+		t.Fatalf("strong read with a slave holding the write: %d %s", status, body)
 	}
 }

@@ -71,7 +71,7 @@ func statusOf(err error) int {
 	case errors.Is(err, master.ErrCompacted):
 		return http.StatusGone
 	case errors.Is(err, master.ErrStopped), errors.Is(err, master.ErrAppend), errors.Is(err, master.ErrHalted), errors.Is(err, master.ErrFenced),
-		errors.Is(err, master.ErrNotLeading),
+		errors.Is(err, master.ErrNotLeading), errors.Is(err, ErrNotReplicated),
 		errors.Is(err, ErrMasterUnreachable), errors.Is(err, ErrSnapshotGone),
 		errors.Is(err, slave.ErrDiverged), errors.Is(err, db.ErrClosed):
 		return http.StatusServiceUnavailable

@@ -13,6 +13,10 @@ import (
 // the node did not reach in time.
 var ErrNotApplied = errors.New("this node has not applied the index asked for")
 
+// ErrNotReplicated is returned for a strong read at the master whose
+// data no slave holds yet (Server.ReadReplicas): 503, retry.
+var ErrNotReplicated = errors.New("not replicated yet")
+
 // defaultTokenWait bounds the wait for a read token without ?timeout.
 const defaultTokenWait = 5 * time.Second
 

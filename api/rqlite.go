@@ -605,8 +605,33 @@ func (s *Server) localQuery(w http.ResponseWriter, r *http.Request, p *rqParams,
 		}
 		results = append(results, res[0])
 	}
+	if err := s.replicatedRead(r.Context(), p); err != nil {
+		s.writeRqError(w, r, err)
+		return
+	}
 	rows := func(db.Result) bool { return true }
 	writeRq(w, p, rqResponse{Results: plan.results(results, rows, p.opts, p.txn), Time: seconds(time.Since(start), p.opts.timings)})
+}
+
+// replicatedRead holds a read at level strong or linearizable on the
+// master until Server.ReadReplicas slaves hold, fsynced, every write the
+// read may have seen (the master applies a write before its slaves have
+// it): a failover could lose a write no slave holds, and a read that saw
+// it would then have seen what never was.
+func (s *Server) replicatedRead(ctx context.Context, p *rqParams) error {
+	rl := s.roles()
+	n := s.ReadReplicas
+	if rl.m == nil || n <= 0 || (p.level != "strong" && p.level != "linearizable") {
+		return nil
+	}
+	index := rl.m.DB().AppliedIndex()
+	wctx, cancel := context.WithTimeout(ctx, p.tokenWait())
+	defer cancel()
+	if got := rl.m.WaitReplicas(wctx, index, n, false); got < n {
+		return fmt.Errorf("%w: the read saw writes up to index %d, which %d of the %d slaves asked for hold; a failover now could lose them: retry",
+			ErrNotReplicated, index, got, n)
+	}
+	return nil
 }
 
 func (s *Server) handleRqRequest(w http.ResponseWriter, r *http.Request) {

@@ -86,6 +86,11 @@ type Server struct {
 	// wait for slaves.
 	MinReplicas     int
 	MinReplicasWait time.Duration
+	// ReadReplicas holds a strong read at the master until that many
+	// slaves hold, fsynced, every write it may have seen, so that no
+	// failover can lose what a strong read returned (a 503 when they do
+	// not within the read's timeout). 0: strong reads answer at once.
+	ReadReplicas int
 	// PeerTLS configures the node's own https requests to other nodes: a
 	// slave's to its master (forwarded writes and reads, /nodes, verify),
 	// the master's to its slaves (/nodes). Nil: Go's defaults.

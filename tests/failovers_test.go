@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -95,7 +96,8 @@ func TestEtcdFailovers(t *testing.T) {
 	lost0 := lostOf(t, final, w0.acked)
 	res, info := porcupine.CheckOperationsVerbose(kvModel, lin.history(), 5*time.Minute)
 	if res != porcupine.Ok {
-		path := fmt.Sprintf("%s/failovers-%d.html", t.TempDir(), time.Now().Unix())
+		// Kept after the test (outside its directory), to be looked at.
+		path := filepath.Join(os.TempDir(), fmt.Sprintf("walship-failovers-%d.html", time.Now().Unix()))
 		if f, err := os.Create(path); err == nil {
 			_ = porcupine.Visualize(kvModel, info, f)
 			f.Close()

@@ -109,6 +109,17 @@ type NodeConfig struct {
 	MinReplicasWait time.Duration
 }
 
+// readReplicas is how many slaves must hold what a strong read at the
+// master saw before it is answered: --min-replicas, and at least one with
+// automatic failover (a failover then never loses what a strong read
+// returned).
+func (cfg NodeConfig) readReplicas() int {
+	if len(cfg.Etcd.Endpoints) > 0 {
+		return max(cfg.MinReplicas, 1)
+	}
+	return cfg.MinReplicas
+}
+
 // DefaultVerifyEvery is --verify-every's default: a replica check every
 // 10,000 entries.
 const DefaultVerifyEvery = 10_000
@@ -264,7 +275,7 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	n.metrics = api.NewMetrics()
 	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger, Metrics: n.metrics, Auth: creds,
 		QueryTimeout: cfg.QueryTimeout, Snapshots: snapshots, TLS: serverTLS, PeerTLS: peerTLS,
-		MinReplicas: cfg.MinReplicas, MinReplicasWait: cfg.MinReplicasWait, Roles: n}
+		MinReplicas: cfg.MinReplicas, MinReplicasWait: cfg.MinReplicasWait, Roles: n, ReadReplicas: cfg.readReplicas()}
 	// Listen first, so that the node knows its URL before it starts (a
 	// slave tells the master the port it really has: an address like
 	// 127.0.0.1:0 picks one).
