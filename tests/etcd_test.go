@@ -132,30 +132,14 @@ func (wr *writer) run(id int, nodes ...*Node) {
 		for i := 0; !wr.stop.Load(); i++ {
 			v := id*1_000_000 + i
 			n := nodes[i%len(nodes)]
-			resp, err := httpClient.Post(fmt.Sprintf("%s/db/execute?w=%d&timeout=1s", n.URL(), wr.w), "application/json",
-				bytes.NewBufferString(fmt.Sprintf(`["INSERT INTO w (v) VALUES (%d)"]`, v)))
-			if err != nil {
+			ok, met, err := concernWrite(n, wr.w, fmt.Sprintf(`["INSERT INTO w (v) VALUES (%d)"]`, v))
+			if err != nil || !ok {
 				wr.failed.Add(1)
 				time.Sleep(20 * time.Millisecond) // ok: a writer's pause after a failed write
 				continue
 			}
-			b := readAll(resp)
-			var out struct {
-				Results []struct {
-					Error string `json:"error"`
-				} `json:"results"`
-				Replicas *struct {
-					Received  int    `json:"received"`
-					Shortfall string `json:"shortfall"`
-				} `json:"replicas"`
-			}
-			if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &out) != nil || len(out.Results) != 1 || out.Results[0].Error != "" {
-				wr.failed.Add(1)
-				time.Sleep(20 * time.Millisecond) // ok: a writer's pause after a refused write
-				continue
-			}
 			wr.mu.Lock()
-			if wr.w > 0 && (out.Replicas == nil || out.Replicas.Shortfall != "" || out.Replicas.Received < 1) {
+			if !met {
 				wr.short = append(wr.short, v)
 			} else {
 				wr.acked = append(wr.acked, v)
@@ -163,6 +147,31 @@ func (wr *writer) run(id int, nodes ...*Node) {
 			wr.mu.Unlock()
 		}
 	}()
+}
+
+// concernWrite sends a write to n with write concern w (and a 1s wait):
+// ok when it was committed (200, no statement error), met when, besides,
+// w slaves held it (always, for w=0).
+func concernWrite(n *Node, w int, body string) (ok, met bool, err error) {
+	resp, err := httpClient.Post(fmt.Sprintf("%s/db/execute?w=%d&timeout=1s", n.URL(), w), "application/json", bytes.NewBufferString(body))
+	if err != nil {
+		return false, false, err
+	}
+	b := readAll(resp)
+	var out struct {
+		Results []struct {
+			Error string `json:"error"`
+		} `json:"results"`
+		Replicas *struct {
+			Received  int    `json:"received"`
+			Shortfall string `json:"shortfall"`
+		} `json:"replicas"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &out) != nil || len(out.Results) != 1 || out.Results[0].Error != "" {
+		return false, false, nil
+	}
+	met = w == 0 || (out.Replicas != nil && out.Replicas.Shortfall == "" && out.Replicas.Received >= w)
+	return true, met, nil
 }
 
 func (wr *writer) count() int {

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -198,23 +197,8 @@ func (lc *linClients) run(cl int, nodes []*Node) {
 			if r.IntN(2) == 0 {
 				v := lc.next.Add(1)
 				call := lc.now()
-				body := fmt.Sprintf(`[["INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", %q, %d]]`, key, v)
-				resp, err := httpClient.Post(n.URL()+"/db/execute?w=1&timeout=1s", "application/json", bytes.NewBufferString(body))
-				ok := false
-				if err == nil {
-					b := readAll(resp)
-					var out struct {
-						Results []struct {
-							Error string `json:"error"`
-						} `json:"results"`
-						Replicas *struct {
-							Received  int    `json:"received"`
-							Shortfall string `json:"shortfall"`
-						} `json:"replicas"`
-					}
-					ok = resp.StatusCode == http.StatusOK && json.Unmarshal(b, &out) == nil && len(out.Results) == 1 &&
-						out.Results[0].Error == "" && out.Replicas != nil && out.Replicas.Shortfall == "" && out.Replicas.Received >= 1
-				}
+				_, ok, err := concernWrite(n, 1, fmt.Sprintf(`[["INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", %q, %d]]`, key, v))
+				ok = ok && err == nil
 				ret := lc.now()
 				if !ok {
 					ret = unknownReturn

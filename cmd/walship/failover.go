@@ -62,6 +62,7 @@ func (n *Node) openElection() error {
 	timeout := ec.Timeout
 	if timeout == 0 {
 		timeout = DefaultFailoverTimeout
+		n.cfg.Etcd.Timeout = timeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -100,6 +101,10 @@ func (n *Node) failover() {
 	defer tick.Stop()
 	ctx := n.ctx
 	leaders := e.Observe(ctx)
+	// leased is when the node took its lease: a slave does not campaign
+	// before the others had time to publish under theirs (after etcd was
+	// unreachable, every lease is new).
+	leased := time.Now()
 	var campaign chan error // the campaign running, if any
 	var stopCampaign context.CancelFunc
 	defer func() {
@@ -142,6 +147,10 @@ func (n *Node) failover() {
 				case <-time.After(500 * time.Millisecond):
 				}
 			}
+			leased = time.Now()
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			_ = e.Publish(pctx, n.candidate())
+			cancel()
 			leaders = e.Observe(ctx)
 		case err := <-campaign:
 			campaign, stopCampaign = nil, nil
@@ -158,7 +167,7 @@ func (n *Node) failover() {
 				}
 				continue
 			}
-			if !n.mayCampaign(ctx) {
+			if !n.mayCampaign(ctx, time.Since(leased) >= n.cfg.Etcd.Timeout/2) {
 				continue
 			}
 			cctx, cancel := context.WithCancel(ctx)
@@ -179,8 +188,9 @@ func (n *Node) failover() {
 // the cluster had) never campaigns: a node of the latest one holds
 // writes it lacks. A slave with an empty log never does, nor any slave
 // before a master was ever elected (a new cluster whose master has not
-// started yet).
-func (n *Node) mayCampaign(ctx context.Context) bool {
+// started yet), nor in its first half timeout under a lease (settled
+// false: the others may not have published under theirs yet).
+func (n *Node) mayCampaign(ctx context.Context, settled bool) bool {
 	n.roleMu.Lock()
 	isMaster := n.master != nil && n.master.Fenced() == nil
 	n.roleMu.Unlock()
@@ -193,7 +203,7 @@ func (n *Node) mayCampaign(ctx context.Context) bool {
 	if isMaster {
 		return true
 	}
-	if stored == 0 || n.log.LastIndex() == 0 {
+	if stored == 0 || n.log.LastIndex() == 0 || !settled {
 		return false
 	}
 	if _, err := n.elec.Leader(lctx); !errors.Is(err, election.ErrNoLeader) {
