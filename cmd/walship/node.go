@@ -236,10 +236,24 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 			return nil, fmt.Errorf("--auth: %w", err)
 		}
 	}
+	// Listen first: a port in use fails the start before anything is
+	// created (a slave also tells the master the port it really has: an
+	// address like 127.0.0.1:0 picks one).
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
 	n := &Node{cfg: cfg}
+	// A start that fails removes what it created in the data directory
+	// (and the directory, if it made it), and leaves what was there.
+	before, existed := listDir(cfg.Data)
 	defer func() {
 		if err != nil {
+			if n.server == nil {
+				ln.Close()
+			}
 			n.Close()
+			removeCreated(cfg.Data, before, existed)
 		}
 	}()
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
@@ -276,13 +290,6 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger, Metrics: n.metrics, Auth: creds,
 		QueryTimeout: cfg.QueryTimeout, Snapshots: snapshots, TLS: serverTLS, PeerTLS: peerTLS,
 		MinReplicas: cfg.MinReplicas, MinReplicasWait: cfg.MinReplicasWait, Roles: n, ReadReplicas: cfg.readReplicas()}
-	// Listen first, so that the node knows its URL before it starts (a
-	// slave tells the master the port it really has: an address like
-	// 127.0.0.1:0 picks one).
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
-	}
 	n.server.Listener = ln
 	n.url = cfg.Advertise
 	if n.url == "" {
@@ -424,6 +431,37 @@ func servePprof(addr string, logger *slog.Logger) (*http.Server, error) {
 	go func() { _ = srv.Serve(ln) }() // stopped by Node.Close
 	logger.Info("serving profiles", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
 	return srv, nil
+}
+
+// listDir returns the names in dir, and whether dir exists.
+func listDir(dir string) (map[string]bool, bool) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, false
+	}
+	names := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		names[e.Name()] = true
+	}
+	return names, true
+}
+
+// removeCreated undoes a failed start in dir: what is in it and was not
+// before goes, and dir itself when it did not exist.
+func removeCreated(dir string, before map[string]bool, existed bool) {
+	if !existed {
+		_ = os.RemoveAll(dir)
+		return
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !before[e.Name()] {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // lockDir takes an exclusive lock on dir, so that two processes never run
