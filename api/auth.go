@@ -30,6 +30,7 @@ var routePerms = map[string][]auth.Perm{
 	"/metrics":      {auth.PermStatus},
 	"/readyz":       {auth.PermReady},
 	"/node/promote": {auth.PermLeaderOps},
+	"/remove":       {auth.PermRemove},
 	"/node/fence":   {auth.PermLeaderOps},
 	"/node/master":  {auth.PermLeaderOps},
 }

@@ -56,7 +56,8 @@ func statusOf(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, ErrForbidden), errors.Is(err, auth.ErrForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, ErrNotMaster), errors.Is(err, ErrNoSnapshots), errors.Is(err, master.ErrNoCheck), errors.Is(err, ErrNoRoleSwitch):
+	case errors.Is(err, ErrNotMaster), errors.Is(err, ErrNoSnapshots), errors.Is(err, master.ErrNoCheck), errors.Is(err, ErrNoRoleSwitch),
+		errors.Is(err, feed.ErrUnknownFollower):
 		return http.StatusNotFound
 	case errors.Is(err, ErrQueryTimeout), errors.Is(err, db.ErrTimeout), errors.Is(err, ErrBodyTimeout):
 		return http.StatusRequestTimeout
@@ -66,6 +67,7 @@ func statusOf(err error) int {
 	case errors.Is(err, db.ErrNotDatabase), errors.Is(err, db.ErrNoTable), errors.Is(err, db.ErrNotDumpable):
 		return http.StatusBadRequest
 	case errors.Is(err, master.ErrLogConflict), errors.Is(err, wal.ErrOutOfRange), errors.Is(err, feed.ErrFenced),
+		errors.Is(err, feed.ErrDuplicateID),
 		errors.Is(err, ErrRoleSwitch):
 		return http.StatusConflict
 	case errors.Is(err, master.ErrCompacted):
@@ -98,6 +100,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *feed.ConflictError
 	if errors.As(err, &fe) {
 		body.Epoch, body.Fenced, body.SupersededFrom = fe.Epoch, errors.Is(fe.Err, feed.ErrFenced), fe.Superseded
+		body.DuplicateID = errors.Is(fe.Err, feed.ErrDuplicateID)
 	}
 	var se *client.StatusError
 	if errors.As(err, &se) {

@@ -88,8 +88,12 @@ func (s *Server) followers() []client.SlaveStatus {
 		return out
 	}
 	for _, sl := range fd.Followers() {
-		out = append(out, client.SlaveStatus{ID: sl.ID, URL: sl.URL, AppliedIndex: sl.Applied, ReceivedIndex: sl.Received,
-			LagEntries: sl.Lag, LastSeen: sl.LastSeen.UTC().Format(time.RFC3339)})
+		st := client.SlaveStatus{ID: sl.ID, URL: sl.URL, AppliedIndex: sl.Applied, ReceivedIndex: sl.Received,
+			LagEntries: sl.Lag, State: sl.State}
+		if !sl.LastSeen.IsZero() {
+			st.LastSeen = sl.LastSeen.UTC().Format(time.RFC3339)
+		}
+		out = append(out, st)
 	}
 	return out
 }

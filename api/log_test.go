@@ -193,7 +193,7 @@ func TestFeedHeartbeatAndSlaveStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []client.SlaveStatus{{ID: "s9", URL: "http://s9.example:9000", AppliedIndex: 1, LagEntries: 3}}
+	want := []client.SlaveStatus{{ID: "s9", URL: "http://s9.example:9000", AppliedIndex: 1, LagEntries: 3, State: "live"}}
 	if st.Role != "master" || st.LogID != lg.ID() || st.LastIndex != 4 || st.AppliedIndex != 4 || len(st.Slaves) != 1 {
 		t.Fatalf("status %+v", st)
 	}
@@ -241,7 +241,7 @@ func TestFeedHeartbeatAndSlaveStatus(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	if got := strings.Join(keys, ","); got != "applied_index,id,lag_entries,last_seen,received_index,url" {
+	if got := strings.Join(keys, ","); got != "applied_index,id,lag_entries,last_seen,received_index,state,url" {
 		t.Fatalf("slave keys %s in %s", got, raw)
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"time"
 
@@ -35,6 +34,12 @@ var (
 	// log this node started keeping): the follower bootstraps from a
 	// snapshot.
 	ErrCompacted = errors.New("the entries asked for were compacted away")
+	// ErrDuplicateID is returned by Serve when another follower that is
+	// alive uses the same id.
+	ErrDuplicateID = errors.New("another slave uses this id")
+	// ErrUnknownFollower is returned by Remove for an id the feed does not
+	// know.
+	ErrUnknownFollower = errors.New("no slave has this id")
 	// ErrFenced is returned by Serve when the follower knows a higher
 	// epoch than this node's: a master of a later generation replaced
 	// this one (a promotion), and this node must not lead or feed anyone.
@@ -46,7 +51,7 @@ var (
 // where the follower stands against this node, so that a follower whose
 // last entries a new master superseded can drop them instead of stopping.
 type ConflictError struct {
-	Err error // ErrConflict or ErrFenced
+	Err error // ErrConflict, ErrFenced or ErrDuplicateID
 	Msg string
 	// Epoch is this node's epoch.
 	Epoch uint64
@@ -107,6 +112,9 @@ type Config struct {
 	// block) when a follower knows a higher epoch than this node's log:
 	// epoch is that epoch, follower the follower's URL.
 	OnFenced func(epoch uint64, follower string)
+	// StateFile keeps the followers the feed knew across restarts
+	// (followers.go); "" means followers.json beside the log, "-" none.
+	StateFile string
 	// Logger receives the feed's logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -123,12 +131,6 @@ type Feed struct {
 	// progressed is closed, and replaced, whenever a follower reports a
 	// higher index (WaitFollowers).
 	progressed chan struct{}
-}
-
-type follower struct {
-	id, url           string
-	applied, received uint64
-	lastSeen          time.Time
 }
 
 // New returns a Feed of log.
@@ -148,7 +150,9 @@ func New(log *wal.Log, cfg Config) *Feed {
 	if cfg.Wait == nil {
 		cfg.Wait = log.Wait
 	}
-	return &Feed{cfg: cfg, log: log, followers: make(map[string]*follower), progressed: make(chan struct{})}
+	f := &Feed{cfg: cfg, log: log, followers: make(map[string]*follower), progressed: make(chan struct{})}
+	f.load()
+	return f
 }
 
 // Log returns the log the feed serves.
@@ -180,7 +184,9 @@ type Request struct {
 // follower's progress.
 func (f *Feed) Serve(ctx context.Context, req Request) ([][]byte, error) {
 	if req.SlaveID != "" {
-		f.record(req)
+		if err := f.record(req); err != nil {
+			return nil, err
+		}
 	}
 	if own := f.log.Epoch(); req.KnownEpoch > own {
 		if f.cfg.OnFenced != nil {
@@ -260,24 +266,6 @@ func (f *Feed) conflict(req Request, msg string) error {
 	return ce
 }
 
-// record keeps the follower's progress.
-func (f *Feed) record(req Request) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fl := f.followers[req.SlaveID]
-	if fl == nil {
-		fl = &follower{id: req.SlaveID}
-		f.followers[req.SlaveID] = fl
-		f.cfg.Logger.Info("slave connected", "peer", req.SlaveID, "url", req.SlaveURL)
-	}
-	received := req.Received
-	if req.Applied > fl.applied || received > fl.received {
-		close(f.progressed)
-		f.progressed = make(chan struct{})
-	}
-	fl.url, fl.applied, fl.received, fl.lastSeen = req.SlaveURL, req.Applied, received, f.cfg.Now()
-}
-
 // checkLogID refuses a request of another history: a history the
 // database left (a load, a restore) gets a CompactedError naming the new
 // one, to bootstrap from; any other a conflict.
@@ -330,7 +318,7 @@ func (f *Feed) WaitFollowers(ctx context.Context, done <-chan struct{}, index ui
 		f.mu.Lock()
 		got := 0
 		for _, fl := range f.followers {
-			if fl.applied >= index || (!applied && fl.received >= index) {
+			if fl.heard && (fl.applied >= index || (!applied && fl.received >= index)) {
 				got++
 			}
 		}
@@ -349,29 +337,3 @@ func (f *Feed) WaitFollowers(ctx context.Context, done <-chan struct{}, index ui
 	}
 }
 
-// Follower is one follower's progress as the feed last heard of it.
-type Follower struct {
-	ID       string
-	URL      string
-	Applied  uint64
-	Received uint64
-	Lag      uint64
-	LastSeen time.Time
-}
-
-// Followers returns every follower that pulled the log, by id.
-func (f *Feed) Followers() []Follower {
-	last := f.log.LastIndex()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]Follower, 0, len(f.followers))
-	for _, fl := range f.followers {
-		lag := uint64(0)
-		if last > fl.applied {
-			lag = last - fl.applied
-		}
-		out = append(out, Follower{ID: fl.id, URL: fl.url, Applied: fl.applied, Received: fl.received, Lag: lag, LastSeen: fl.lastSeen})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}

@@ -270,8 +270,9 @@ func Open(log *wal.Log, database *db.DB, cfg Config) (*Master, error) {
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.v.init(m.log.LastIndex())
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go func() { defer m.wg.Done(); m.run() }()
+	go func() { defer m.wg.Done(); m.feed.Watch(m.ctx) }()
 	go func() { defer m.wg.Done(); m.verifyLoop() }()
 	if m.compacts() {
 		m.wg.Add(1)

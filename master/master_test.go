@@ -344,7 +344,7 @@ func TestFeed(t *testing.T) {
 	}
 	// Caught up: the heartbeat answers with nothing.
 	start := time.Now()
-	es, err = n.m.Feed(ctx, FeedRequest{From: 3, Wait: time.Hour, SlaveID: "1", LogID: n.log.ID(), Applied: 2, LastEpoch: 1, KnowsEpoch: true})
+	es, err = n.m.Feed(ctx, FeedRequest{From: 3, Wait: time.Hour, SlaveID: "1", SlaveURL: "http://s1", LogID: n.log.ID(), Applied: 2, LastEpoch: 1, KnowsEpoch: true})
 	if err != nil || len(es) != 0 || time.Since(start) > 5*time.Second {
 		t.Fatalf("heartbeat: %v %v after %s", es, err, time.Since(start))
 	}

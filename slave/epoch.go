@@ -13,6 +13,10 @@ import (
 // not follow it, and waits to be pointed at the new master.
 var errStale = errors.New("the node asked was replaced by a master of a higher epoch")
 
+// errDuplicateID is fetch's error when another live slave uses this
+// slave's id at its master: it retries, in case that one goes.
+var errDuplicateID = errors.New("another slave uses this slave's id")
+
 // Superseded says which entries this node dropped because a new master's
 // history replaced them (a promotion after a master that wrote them was
 // lost or cut off): From..To, of epoch Epoch and earlier, against the new
@@ -61,6 +65,8 @@ func (s *Slave) conflict(err error, applied, lastEpoch uint64, knows bool) error
 	var se *client.StatusError
 	errors.As(err, &se)
 	switch {
+	case se != nil && se.DuplicateID:
+		return fmt.Errorf("%w: %w", errDuplicateID, err)
 	case se != nil && (se.Fenced || se.Epoch < s.knownEpoch()):
 		return fmt.Errorf("%w: %w", errStale, err)
 	case se != nil && se.SupersededFrom > 0 && se.SupersededFrom <= applied:

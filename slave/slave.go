@@ -154,6 +154,9 @@ type Slave struct {
 	// superseded is what the slave last dropped for a new master's
 	// history, nil if nothing (epoch.go).
 	superseded *Superseded
+	// lostAt is when the slave lost its master, zero while it hears from
+	// it (or never did).
+	lostAt time.Time
 }
 
 // Open starts replicating into database from cfg.MasterURL.
@@ -214,6 +217,10 @@ func Open(database *db.DB, cfg Config) (*Slave, error) {
 	}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.run() }()
+	if s.feed != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.feed.Watch(s.ctx) }()
+	}
 	if s.log != nil && cfg.Snapshots != nil && cfg.Retention.Bounds() {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.compactLoop() }()
@@ -276,9 +283,15 @@ func (s *Slave) run() {
 		case errors.Is(err, errBootstrap):
 			s.setState(client.StateBootstrapping, err)
 			s.failures.Log(s.cfg.Logger, slog.LevelWarn, "bootstrap", "bootstrap failed; retrying", "err", err)
+		case errors.Is(err, errDuplicateID):
+			s.setState(client.StateDisconnected, err)
+			s.failures.Log(s.cfg.Logger, slog.LevelError, "duplicate-id", "the master refuses this slave: another slave uses its id; give it another --id", "master", s.cfg.MasterURL, "err", err)
 		case errors.Is(err, errStale):
 			s.setState(client.StateDisconnected, err)
 			s.failures.Log(s.cfg.Logger, slog.LevelWarn, "stale", "the master asked is not the current one (a promotion replaced it); retrying until this slave is pointed at the new master", "master", s.cfg.MasterURL, "err", err)
+		case errors.Is(err, client.ErrNotFound):
+			s.setState(client.StateDisconnected, err)
+			s.failures.Log(s.cfg.Logger, slog.LevelWarn, "not-master", "the node at --master serves no log to follow (not the master, nor a slave that keeps one); retrying", "master", s.cfg.MasterURL, "err", err)
 		default:
 			s.setState(client.StateDisconnected, err)
 			s.failures.Log(s.cfg.Logger, slog.LevelWarn, "unreachable", "master unreachable; retrying", "master", s.cfg.MasterURL, "err", err)
@@ -409,6 +422,10 @@ func (s *Slave) handle(res *client.FeedResult) error {
 		return err
 	}
 	s.mu.Lock()
+	if !s.lostAt.IsZero() {
+		s.cfg.Logger.Info("reconnected to the master", "master", s.cfg.MasterURL, "away", s.cfg.Now().Sub(s.lostAt).Round(time.Millisecond))
+		s.lostAt = time.Time{}
+	}
 	if s.db.AppliedIndex() >= res.LastIndex {
 		s.state = client.StateStreaming
 		s.caughtUp = s.cfg.Now()
@@ -463,6 +480,12 @@ func (s *Slave) setState(state string, err error) {
 	defer s.mu.Unlock()
 	if s.state == client.StateDiverged {
 		return // final until restart
+	}
+	if state == client.StateDisconnected && s.heard && s.lostAt.IsZero() {
+		// Once per loss of the link: the failures that follow are
+		// counted (repeatlog), and the return is logged with its length.
+		s.lostAt = s.cfg.Now()
+		s.cfg.Logger.Warn("lost the master", "master", s.cfg.MasterURL, "err", err, "applied_index", s.db.AppliedIndex())
 	}
 	s.state = state
 	if err != nil {

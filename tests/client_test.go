@@ -78,6 +78,7 @@ type SlaveStatus struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	LagEntries   uint64 `json:"lag_entries"`
 	LastSeen     string `json:"last_seen"`
+	State        string `json:"state"`
 }
 
 // LogStatus is the body of GET /log/status.
@@ -97,6 +98,7 @@ type LogStatus struct {
 	LogBytes        int64         `json:"log_bytes"`
 	LogSegments     int           `json:"log_segments"`
 	SnapshotIndex   *uint64       `json:"snapshot_index"`
+	Error           string        `json:"error"`
 
 	Body []byte `json:"-"`
 }

@@ -279,5 +279,5 @@ func statusError(resp *http.Response) error {
 	}
 	return &StatusError{Status: resp.StatusCode, Msg: er.Error, Master: er.Master,
 		SQLiteCode: er.SQLiteCode, SQLiteExtendedCode: er.SQLiteExtendedCode, SnapshotIndex: er.SnapshotIndex, NewLogID: er.NewLogID,
-		Epoch: er.Epoch, Fenced: er.Fenced, SupersededFrom: er.SupersededFrom}
+		Epoch: er.Epoch, Fenced: er.Fenced, SupersededFrom: er.SupersededFrom, DuplicateID: er.DuplicateID}
 }

@@ -45,6 +45,7 @@ type StatusError struct {
 	Epoch          uint64
 	Fenced         bool
 	SupersededFrom uint64
+	DuplicateID    bool
 }
 
 func (e *StatusError) Error() string {

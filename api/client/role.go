@@ -39,3 +39,10 @@ func (c *Client) Follow(ctx context.Context, url string, epoch uint64) error {
 	body, _ := json.Marshal(FollowRequest{URL: url, Epoch: epoch})
 	return c.do(ctx, http.MethodPost, "/node/master", bytes.NewReader(body), nil)
 }
+
+// Remove makes the node forget the slave id (rqlite's DELETE /remove); a
+// slave that does not feed it forwards to its master.
+func (c *Client) Remove(ctx context.Context, id string) error {
+	body, _ := json.Marshal(map[string]string{"id": id})
+	return c.do(ctx, http.MethodDelete, "/remove", bytes.NewReader(body), nil)
+}

@@ -88,6 +88,9 @@ type ErrorResponse struct {
 	Epoch          uint64 `json:"epoch,omitempty"`
 	Fenced         bool   `json:"fenced,omitempty"`
 	SupersededFrom uint64 `json:"superseded_from,omitempty"`
+	// DuplicateID, on the feed's 409, says another live slave uses the
+	// slave's id.
+	DuplicateID bool `json:"duplicate_id,omitempty"`
 }
 
 // SlaveStatus is one slave as the master last heard of it.
@@ -100,6 +103,10 @@ type SlaveStatus struct {
 	ReceivedIndex uint64 `json:"received_index,omitempty"`
 	LagEntries    uint64 `json:"lag_entries"`
 	LastSeen      string `json:"last_seen"` // RFC 3339
+	// State is "live", "lost" (not heard from for a few seconds) or
+	// "unknown since restart" (known before the node restarted, not heard
+	// from since).
+	State string `json:"state,omitempty"`
 }
 
 // LogStatus is the body of GET /log/status. Slaves lists every slave that

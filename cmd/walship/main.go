@@ -29,6 +29,7 @@ Usage:
   walship status [flags] [URL]    the cluster at a glance: nodes, roles, applied index, lag
   walship verify [flags] [URL]    check that every slave holds the master's content, table by table
   walship promote [flags] [URL]   make a slave the master (a switchover, or a failover when the master is lost)
+  walship remove [flags] ID       forget a slave taken out of service
   walship show [flags] [TABLE…]   every node's tables side by side, differences marked
   walship bench MODE [flags]      load a cluster: write, read, lag, catchup, ceiling, raw
   walship restore --archive DIR (--to-index N | --to-time T) --data NEWDIR
@@ -111,6 +112,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runVerify(ctx, rest, stdout, stderr)
 	case "promote":
 		return runPromote(ctx, rest, stdout, stderr)
+	case "remove":
+		return runRemove(ctx, rest, stdout, stderr)
 	case "show":
 		return runShow(ctx, rest, stdout, stderr)
 	case "bench":
