@@ -336,4 +336,3 @@ func (f *Feed) WaitFollowers(ctx context.Context, done <-chan struct{}, index ui
 		}
 	}
 }
-
