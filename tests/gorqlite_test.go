@@ -265,6 +265,11 @@ func TestGorqlite(t *testing.T) {
 			t.Fatalf("insert: %+v, %v", res, err)
 		}
 		after := time.Now().Add(2 * time.Second)
+		// A read at level none is the slave's own: wait until it has the
+		// rows.
+		last := m.MustLogStatus().LastIndex
+		s1.WaitForApplied(last, waitTimeout)
+		s2.WaitForApplied(last, waitTimeout)
 		for _, url := range []string{m.URL(), onlyNode(s1), onlyNode(s2, "level=none")} {
 			conn := gorqliteOpen(t, url)
 			qr, err := conn.QueryOne("SELECT at, d, ms, txt FROM ev ORDER BY id")
