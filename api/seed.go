@@ -235,7 +235,7 @@ func (s *Server) seedExec(r *http.Request, req *client.SeedRequest, stmts []wal.
 	if rl.sl != nil {
 		return s.forwardExec(r, req, stmts)
 	}
-	res := rl.m.Execute(r.Context(), db.Request{Statements: stmts, Txn: true, NoForeignKeys: noFK})
+	res := s.execute(r.Context(), rl.m, db.Request{Statements: stmts, Txn: true, NoForeignKeys: noFK})
 	if res.Err != nil {
 		return nil, res.Err
 	}
