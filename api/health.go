@@ -128,8 +128,10 @@ func (s *Server) slaveReady(sl *slave.Slave) (leader, store error) {
 	since := time.Since(st.LastCaughtUp)
 	silent := s.ReadyHeard > 0 && (st.LastCaughtUp.IsZero() || since > s.ReadyHeard)
 	switch {
+	case !st.Heard && st.Err != "":
+		leader = fmt.Errorf("not contacted yet: the master %s does not answer: %s", sl.MasterURL(), st.Err)
 	case !st.Heard:
-		leader = fmt.Errorf("not contacted yet: no answer from the master %s", sl.MasterURL())
+		leader = fmt.Errorf("not contacted yet: no answer from the master %s yet", sl.MasterURL())
 	case st.State == client.StateDisconnected && silent:
 		// LastCaughtUp stands for the last answer: a slave that is caught
 		// up is told so by every answer, one per heartbeat.

@@ -136,6 +136,26 @@ func TestReadyzSlaveMasterGone(t *testing.T) {
 	wantState(t, ssrv.URL(), "disconnected")
 }
 
+// A slave that never reached its master is not ready, and says why.
+func TestReadyzSlaveNeverHeard(t *testing.T) {
+	nowhere := "http://" + freeAddr(t)
+	ssrv, _ := mustRunSlave(t, nowhere, "orphan")
+	var status int
+	var body string
+	waitFor(t, "the slave to say why it is not ready", func() bool {
+		status, body = readyz(t, ssrv.URL(), "")
+		return strings.Contains(body, "connection refused")
+	})
+	if want := "[+]node ok\n[-]leader not contacted yet: the master " + nowhere + " does not answer: "; status != http.StatusServiceUnavailable ||
+		!strings.HasPrefix(body, want) || !strings.HasSuffix(body, "\n[+]store ok\n") {
+		t.Fatalf("got %d %q, want 503 %q…", status, body, want)
+	}
+	if status, body := readyz(t, ssrv.URL(), "?noleader"); status != http.StatusOK || body != "[+]node ok\n" {
+		t.Fatalf("?noleader: %d %q", status, body)
+	}
+	wantState(t, ssrv.URL(), "disconnected")
+}
+
 // gatedFeed is a real proxy in front of a master that lets through the
 // first feed answer, each of at most five entries, and holds the next
 // ones until release is closed: a slave behind it stays behind.
