@@ -88,8 +88,29 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-// writeError answers err as JSON with its status.
+// StatusClientClosed is the status a request is counted with (in /metrics)
+// when its client went away before the answer (nginx's 499): a client's
+// Ctrl-C, a closed connection. Nothing reaches the client.
+const StatusClientClosed = 499
+
+// clientClosed reports whether err comes of the client going away (its
+// request's context canceled) and, if so, records the request as
+// StatusClientClosed and logs it at debug: the node did nothing wrong.
+func (s *Server) clientClosed(w http.ResponseWriter, r *http.Request, err error) bool {
+	if r.Context().Err() == nil || (err != nil && !errors.Is(err, context.Canceled)) {
+		return false
+	}
+	s.logger.Debug("client went away before the answer", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+	w.WriteHeader(StatusClientClosed)
+	return true
+}
+
+// writeError answers err as JSON with its status; an error that comes of
+// the client going away is not answered (clientClosed).
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if s.clientClosed(w, r, err) {
+		return
+	}
 	status := statusOf(err)
 	body := client.ErrorResponse{Error: err.Error()}
 	body.SQLiteCode, body.SQLiteExtendedCode, _ = sqliteCodes(err)
@@ -136,9 +157,23 @@ func sqliteCodes(err error) (code, extended int, ok bool) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONIndent(w, status, v, false)
+}
+
+// writeJSONPretty is writeJSON indented by four spaces (as rqlite's
+// ?pretty) when the request has ?pretty.
+func writeJSONPretty(w http.ResponseWriter, r *http.Request, status int, v any) {
+	_, pretty := r.URL.Query()["pretty"]
+	writeJSONIndent(w, status, v, pretty)
+}
+
+func writeJSONIndent(w http.ResponseWriter, status int, v any, indent bool) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
+	if indent {
+		enc.SetIndent("", "    ")
+	}
 	_ = enc.Encode(v)
 }

@@ -38,7 +38,7 @@ func (s *Server) forwardRq(w http.ResponseWriter, r *http.Request, p *rqParams, 
 	}
 	resp, err := s.fwd.Do(req)
 	if err != nil {
-		if r.Context().Err() != nil {
+		if s.clientClosed(w, r, nil) {
 			return
 		}
 		s.logger.Warn("forwarding to the master failed", "master", rl.sl.MasterURL(), "path", r.URL.Path, "err", err)

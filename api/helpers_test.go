@@ -40,8 +40,14 @@ func mustRunMaster(tb testing.TB) (*api.Server, *client.Client) {
 // pinned clock, a heartbeat) and changes to the server before it opens.
 func mustRunMasterConfig(tb testing.TB, cfg master.Config, opts ...func(*api.Server)) (*api.Server, *client.Client) {
 	tb.Helper()
-	dir := tb.TempDir()
-	lg, err := wal.Open(filepath.Join(dir, "log.db"), wal.Options{NoSync: true})
+	return mustRunMasterIn(tb, tb.TempDir(), wal.Options{NoSync: true}, cfg, opts...)
+}
+
+// mustRunMasterIn is mustRunMasterConfig on the files of dir (a log the
+// test prepared), with the log's options (a failpoint).
+func mustRunMasterIn(tb testing.TB, dir string, walOpts wal.Options, cfg master.Config, opts ...func(*api.Server)) (*api.Server, *client.Client) {
+	tb.Helper()
+	lg, err := wal.Open(filepath.Join(dir, "log.db"), walOpts)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -91,10 +97,10 @@ func mustRunMasterConfig(tb testing.TB, cfg master.Config, opts ...func(*api.Ser
 }
 
 // mustRunSlave runs slave id, pulling masterURL's log, on real files behind
-// an api.Server on a free loopback port, and returns the server and a client
-// of it. Cleanup closes the server, the slave and the database, in that
+// an api.Server on a free loopback port (changed by opts before it opens),
+// and returns the server and a client of it. Cleanup closes the server, the slave and the database, in that
 // order.
-func mustRunSlave(tb testing.TB, masterURL, id string) (*api.Server, *client.Client) {
+func mustRunSlave(tb testing.TB, masterURL, id string, opts ...func(*api.Server)) (*api.Server, *client.Client) {
 	tb.Helper()
 	dir := tb.TempDir()
 	// The slave keeps its own log, as walship's slaves do.
@@ -116,6 +122,9 @@ func mustRunSlave(tb testing.TB, masterURL, id string) (*api.Server, *client.Cli
 		tb.Fatal(err)
 	}
 	srv := &api.Server{Addr: addr, ID: id, Slave: s, Logger: quietLogger()}
+	for _, o := range opts {
+		o(srv)
+	}
 	if err := srv.Open(); err != nil {
 		s.Close()
 		d.Close()

@@ -132,7 +132,7 @@ func (s *Server) loadDump(w http.ResponseWriter, r *http.Request, p *rqParams, b
 		s.writeError(w, r, fmt.Errorf("%w: the body holds no SQL statement", ErrBadRequest))
 		return
 	}
-	res := rl.m.Execute(r.Context(), db.Request{Statements: plan.stmts, Txn: true, NoForeignKeys: plan.noFK, Timeout: p.dbTimeout})
+	res := s.execute(r.Context(), rl.m, db.Request{Statements: plan.stmts, Txn: true, NoForeignKeys: plan.noFK, Timeout: p.dbTimeout})
 	if res.Err != nil {
 		s.writeRqError(w, r, res.Err)
 		return

@@ -163,7 +163,7 @@ func parseFeed(r *http.Request) (feed.Request, error) {
 
 // handleLogStatus serves GET /log/status.
 func (s *Server) handleLogStatus(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.logStatus())
+	writeJSONPretty(w, r, http.StatusOK, s.logStatus())
 }
 
 func (s *Server) logStatus() client.LogStatus {

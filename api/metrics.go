@@ -29,6 +29,12 @@ type Metrics struct {
 	appendDur         prometheus.Histogram
 	applyDur          prometheus.Histogram
 	applied           prometheus.Histogram
+	// appendFailures counts writes answered with a failed log append;
+	// applyFailures batches of entries SQLite could not apply;
+	// feedFailures feed requests answered with an error.
+	appendFailures prometheus.Counter
+	applyFailures  prometheus.Counter
+	feedFailures   prometheus.Counter
 }
 
 // NewMetrics returns the metrics with Go and process collectors.
@@ -61,7 +67,20 @@ func NewMetrics() *Metrics {
 		Name: "walship_apply_batch_entries", Help: "Entries applied in one SQLite transaction.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 12),
 	})
+	m.appendFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "walship_log_append_failures_total",
+		Help: "Writes answered with a failed log append (nothing of them written): a full disk, an I/O error.",
+	})
+	m.applyFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "walship_apply_failures_total",
+		Help: "Batches of log entries SQLite could not apply (a slave stalled or diverged, a master halted), as reported by ObserveApplyFailure.",
+	})
+	m.feedFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "walship_feed_failures_total",
+		Help: "Replication feed requests (GET /log/entries) answered with an error status (400 and above).",
+	})
 	m.reg.MustRegister(m.concernShortfalls, m.requests, m.duration, m.batch, m.appendDur, m.applyDur, m.applied,
+		m.appendFailures, m.applyFailures, m.feedFailures,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -82,10 +101,14 @@ func (m *Metrics) ObserveApply(entries int, d time.Duration) {
 	m.applyDur.Observe(d.Seconds())
 }
 
+// ObserveApplyFailure records a batch of entries that SQLite could not
+// apply: give it to the slave and the master as the hook of their failed
+// applies.
+func (m *Metrics) ObserveApplyFailure(error) { m.applyFailures.Inc() }
+
 // registerMetrics adds the node's gauges, read at each scrape, and the
 // route.
 func (s *Server) registerMetrics(r *mux.Router) {
-	rl := s.roles()
 	m := s.Metrics
 	gauge := func(name, help string, f func() float64) {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
@@ -140,26 +163,7 @@ func (s *Server) registerMetrics(r *mux.Router) {
 		}
 		return float64(free)
 	})
-	if rl.m != nil {
-		if _, ok := rl.m.ArchiveStatus(); ok {
-			gauge("walship_archive_index", "Index up to which the master's log entries are in its archive.", func() float64 {
-				if m := s.roles().m; m != nil {
-					a, _ := m.ArchiveStatus()
-					return float64(a.Index)
-				}
-				return 0
-			})
-			gauge("walship_archive_failing", "1 while copying to the archive fails (compaction waits), else 0.", func() float64 {
-				if m := s.roles().m; m != nil {
-					if a, _ := m.ArchiveStatus(); a.Err != nil {
-						return 1
-					}
-				}
-				return 0
-			})
-		}
-	}
-	m.reg.MustRegister(&slaveCollector{s: s})
+	m.reg.MustRegister(&slaveCollector{s: s}, &stateCollector{s: s})
 	gauge("walship_lag_entries", "Entries the master has that this slave has not applied yet (0 on the master).", func() float64 {
 		sl := s.roles().sl
 		if sl == nil {
@@ -197,6 +201,9 @@ func (s *Server) registerMetrics(r *mux.Router) {
 				}
 			}
 			m.requests.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
+			if route == "/log/entries" && rec.code >= 400 && rec.code != StatusClientClosed {
+				m.feedFailures.Inc()
+			}
 			m.duration.WithLabelValues(route).Observe(took.Seconds())
 		})
 	})
@@ -235,6 +242,60 @@ func (c *slaveCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		ch <- prometheus.MustNewConstMetric(slaveLagSecDesc, prometheus.GaugeValue, age, sl.ID)
+	}
+}
+
+// stateCollector reports the node's state (walship_node_state, one
+// series per state, 1 for the current one), whether a master can write,
+// and a master's archive: read at each scrape, from the role the node has
+// then.
+type stateCollector struct{ s *Server }
+
+var (
+	nodeStateDesc = prometheus.NewDesc("walship_node_state",
+		"The node's state: 1 for the current one, 0 for the others (a slave: streaming, catching_up, disconnected, diverged, stalled, bootstrapping; a master: master, halted, fenced, disk_low).",
+		[]string{"state"}, nil)
+	canWriteDesc = prometheus.NewDesc("walship_master_can_write",
+		"On a master, 1 while it can write (it leads, is neither halted nor fenced, its disk is not low, its log takes appends), else 0; absent on a slave.",
+		nil, nil)
+	archiveIndexDesc = prometheus.NewDesc("walship_archive_index",
+		"Index up to which the master's log entries are in its archive (a master with --archive).", nil, nil)
+	archiveFailingDesc = prometheus.NewDesc("walship_archive_failing",
+		"1 while copying to the archive fails (compaction waits), else 0 (a master with --archive).", nil, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- nodeStateDesc
+	ch <- canWriteDesc
+	ch <- archiveIndexDesc
+	ch <- archiveFailingDesc
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	rl := c.s.roles()
+	state := c.s.nodeState()
+	for _, st := range nodeStates {
+		v := 0.0
+		if st == state {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(nodeStateDesc, prometheus.GaugeValue, v, st)
+	}
+	if rl.m == nil {
+		return
+	}
+	can := 0.0
+	if leader, store := c.s.masterReady(rl.m); leader == nil && store == nil {
+		can = 1
+	}
+	ch <- prometheus.MustNewConstMetric(canWriteDesc, prometheus.GaugeValue, can)
+	if a, ok := rl.m.ArchiveStatus(); ok {
+		failing := 0.0
+		if a.Err != nil {
+			failing = 1
+		}
+		ch <- prometheus.MustNewConstMetric(archiveIndexDesc, prometheus.GaugeValue, float64(a.Index))
+		ch <- prometheus.MustNewConstMetric(archiveFailingDesc, prometheus.GaugeValue, failing)
 	}
 }
 

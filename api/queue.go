@@ -156,7 +156,7 @@ func (q *writeQueue) write(ctx context.Context, elems []json.RawMessage, authori
 	}
 	plan := planRq(parsed)
 	plan.frame()
-	res := rl.m.Execute(ctx, db.Request{Statements: plan.stmts, Txn: plan.txn, NoForeignKeys: plan.noFK})
+	res := q.s.execute(ctx, rl.m, db.Request{Statements: plan.stmts, Txn: plan.txn, NoForeignKeys: plan.noFK})
 	if res.Err != nil {
 		return res.Err
 	}

@@ -495,7 +495,7 @@ func (s *Server) masterWrite(w http.ResponseWriter, r *http.Request, p *rqParams
 	}
 	var res master.Result
 	if len(plan.stmts) > 0 {
-		res = rl.m.Execute(r.Context(), db.Request{Statements: plan.stmts, Txn: txn, NoForeignKeys: plan.noFK, Timeout: p.dbTimeout})
+		res = s.execute(r.Context(), rl.m, db.Request{Statements: plan.stmts, Txn: txn, NoForeignKeys: plan.noFK, Timeout: p.dbTimeout})
 		if res.Err != nil {
 			s.writeRqError(w, r, res.Err)
 			return
@@ -594,7 +594,7 @@ func (s *Server) localQuery(w http.ResponseWriter, r *http.Request, p *rqParams,
 		res, err := s.db().Query(ctx, []wal.Statement{st})
 		cancel()
 		if err != nil {
-			if r.Context().Err() != nil {
+			if s.clientClosed(w, r, nil) {
 				return
 			}
 			results = append(results, db.Result{Err: err})

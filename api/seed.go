@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -91,6 +92,9 @@ func (s *Server) parseSeed(w http.ResponseWriter, r *http.Request) (_ *client.Se
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(&req); err != nil {
+		if errors.Is(err, client.ErrParamsShape) {
+			return nil, nil, false, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
 		return nil, nil, false, fmt.Errorf(`%w: malformed JSON: %v; send {"command":"exec"|"query","query":"SQL"}`, ErrBadRequest, err)
 	}
 	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
@@ -119,15 +123,21 @@ func (s *Server) parseSeed(w http.ResponseWriter, r *http.Request) (_ *client.Se
 	if len(texts) > maxStatements {
 		return nil, nil, false, fmt.Errorf("%w: %d statements; at most %d in one request", ErrBadRequest, len(texts), maxStatements)
 	}
-	if len(req.Params) > 0 && len(texts) > 1 {
+	nparams := len(req.Params) + len(req.Named)
+	if nparams > 0 && len(texts) > 1 {
 		return nil, nil, false, fmt.Errorf("%w: parameters are accepted only with a single statement; this query holds %d", ErrBadRequest, len(texts))
 	}
-	if len(req.Params) > maxParams {
-		return nil, nil, false, fmt.Errorf("%w: %d parameters; at most %d", ErrBadRequest, len(req.Params), maxParams)
+	if nparams > maxParams {
+		return nil, nil, false, fmt.Errorf("%w: %d parameters; at most %d", ErrBadRequest, nparams, maxParams)
 	}
 	params, err := jsonParams(req.Params)
 	if err != nil {
 		return nil, nil, false, err
+	}
+	if req.Named != nil {
+		if params, err = jsonNamedParams(req.Named); err != nil {
+			return nil, nil, false, err
+		}
 	}
 	stmts := make([]wal.Statement, 0, len(texts))
 	for i, t := range texts {
@@ -168,6 +178,36 @@ func jsonParams(in []any) ([]wal.Param, error) {
 			return nil, fmt.Errorf("%w: parameter %d: %v", ErrBadRequest, i+1, err)
 		}
 		out[i] = wal.Param{Value: val}
+	}
+	return out, nil
+}
+
+// jsonNamedParams converts named JSON parameters, {"name": value}, typed
+// as jsonParams types them. A name binds :name, @name or $name in the SQL
+// (a name given with its prefix binds the same); they are ordered by name,
+// so that the log holds the same entry whatever the order sent.
+func jsonNamedParams(in map[string]any) ([]wal.Param, error) {
+	names := make([]string, 0, len(in))
+	for k := range in {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([]wal.Param, 0, len(in))
+	seen := make(map[string]string, len(in))
+	for _, k := range names {
+		name := strings.TrimLeft(k, ":@$")
+		if name == "" {
+			return nil, fmt.Errorf(`%w: parameter name %q: give it as in the SQL, without or with its prefix (":name", "@name" or "$name" all bind {"name": value})`, ErrBadRequest, k)
+		}
+		if first, ok := seen[name]; ok {
+			return nil, fmt.Errorf("%w: parameters %q and %q name the same parameter", ErrBadRequest, first, k)
+		}
+		seen[name] = k
+		val, err := jsonValue(in[k])
+		if err != nil {
+			return nil, fmt.Errorf("%w: parameter %q: %v", ErrBadRequest, k, err)
+		}
+		out = append(out, wal.Param{Name: name, Value: val})
 	}
 	return out, nil
 }
@@ -235,7 +275,7 @@ func (s *Server) seedExec(r *http.Request, req *client.SeedRequest, stmts []wal.
 	if rl.sl != nil {
 		return s.forwardExec(r, req, stmts)
 	}
-	res := rl.m.Execute(r.Context(), db.Request{Statements: stmts, Txn: true, NoForeignKeys: noFK})
+	res := s.execute(r.Context(), rl.m, db.Request{Statements: stmts, Txn: true, NoForeignKeys: noFK})
 	if res.Err != nil {
 		return nil, res.Err
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/walship/walship/api/client"
 	"github.com/walship/walship/master"
 )
 
@@ -125,4 +127,65 @@ func TestClientBlobParam(t *testing.T) {
 			t.Fatalf("[]byte param stored as %v, want blob 0102FF (err %v)", resp.Values, err)
 		}
 	})
+}
+
+// A named-parameter object binds :name, @name and $name, as rqlite's
+// named parameters do (a key may carry the prefix too); the Go client
+// sends one, and a slave forwards it. A "params" that is neither an array
+// nor an object, a name the statement lacks, one parameter named twice
+// are refused with 400 saying what is expected.
+func TestSeedNamedParams(t *testing.T) {
+	srv, c := mustRunMaster(t)
+	ssrv, sc := mustRunSlave(t, srv.URL(), "s1")
+	mustExec(t, c, "CREATE TABLE foo (name TEXT, age INTEGER, b BLOB)")
+	for _, body := range []string{
+		`{"command":"exec","query":"INSERT INTO foo (name, age, b) VALUES (:name, @age, $b)","params":{"name":"fiona","age":20,"b":[1,2,3]}}`,
+		`{"command":"exec","query":"INSERT INTO foo (name, age, b) VALUES (:name, @age, $b)","params":{":name":"gus","@age":30,"$b":null}}`,
+	} {
+		if status, resp := post(t, srv.URL(), []byte(body)); status != http.StatusOK || !strings.Contains(string(resp), `"rows_affected":1`) {
+			t.Fatalf("%s: %d %s", body, status, resp)
+		}
+	}
+	status, resp := post(t, srv.URL(), []byte(`{"command":"query","query":"SELECT name, age, b FROM foo WHERE age > :min ORDER BY age","params":{"min":10}}`))
+	if want := `"values":[["fiona",20,"AQID"],["gus",30,null]]`; status != http.StatusOK || !strings.Contains(string(resp), want) {
+		t.Fatalf("named query: %d %s, want %s", status, resp, want)
+	}
+	// Through the Go client, at a slave: forwarded to the master.
+	if _, err := sc.Seed(context.Background(), client.SeedRequest{Command: "exec",
+		Query: "INSERT INTO foo (name, age, b) VALUES (:name, :age, :b)",
+		Named: map[string]any{"name": "hal", "age": 40, "b": []byte{9, 8}}}); err != nil {
+		t.Fatalf("named exec at the slave: %v", err)
+	}
+	waitApplied(t, ssrv, srv.Master.Log().LastIndex())
+	for _, cl := range []*client.Client{c, sc} {
+		resp, err := cl.Seed(context.Background(), client.SeedRequest{Command: "query",
+			Query: "SELECT age, b FROM foo WHERE name = $who", Named: map[string]any{"who": "hal"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := json.Marshal(resp.Values); string(got) != `[[40,"CQg="]]` {
+			t.Fatalf("the forwarded named write reads %s", got)
+		}
+	}
+	for _, tc := range []struct{ params, want string }{
+		{`"fiona"`, `"params" must be an array of values, for ? and ?NNN, or an object of named values, {"name": value}, for :name, @name or $name, not a string`},
+		{`20`, `not a number`},
+		{`{"name":"x","age":1,"b":null,"nosuch":1}`, `no parameter named "nosuch"`},
+		{`{"name":"x","age":1}`, `$b is missing`},
+		{`{"name":"x",":name":"y","age":1,"b":null}`, `parameters ":name" and "name" name the same parameter`},
+		{`{"name":{"x":1},"age":1,"b":null}`, `parameter "name": unsupported parameter type`},
+		{`{"":1}`, `parameter name ""`},
+	} {
+		body := `{"command":"exec","query":"INSERT INTO foo (name, age, b) VALUES (:name, @age, $b)","params":` + tc.params + `}`
+		status, resp := post(t, srv.URL(), []byte(body))
+		if status != http.StatusBadRequest {
+			t.Fatalf("params %s: %d %s, want 400", tc.params, status, resp)
+		}
+		if er := errorBody(t, resp); !strings.Contains(er.Error, tc.want) {
+			t.Fatalf("params %s: %q, want it to say %q", tc.params, er.Error, tc.want)
+		}
+	}
+	if got := dump(t, c, "SELECT count(*) FROM foo"); got != "[[3]]" {
+		t.Fatalf("refused writes were applied: %s rows", got)
+	}
 }

@@ -91,6 +91,14 @@ type Server struct {
 	// failover can lose what a strong read returned (a 503 when they do
 	// not within the read's timeout). 0: strong reads answer at once.
 	ReadReplicas int
+	// ReadyHeard bounds how long a slave may go without an answer from
+	// its master and still answer /readyz 200. Zero means
+	// DefaultReadyHeard; negative: no bound (ready once it has heard).
+	ReadyHeard time.Duration
+	// ReadyLag is how many entries of its master's log a slave may lack
+	// and still answer /readyz 200. Zero means DefaultReadyLag;
+	// negative: no bound.
+	ReadyLag int64
 	// PeerTLS configures the node's own https requests to other nodes: a
 	// slave's to its master (forwarded writes and reads, /nodes, verify),
 	// the master's to its slaves (/nodes). Nil: Go's defaults.
@@ -106,6 +114,8 @@ type Server struct {
 	failures repeatlog.Logger
 	// authCache remembers credentials that authenticated.
 	authCache authCache
+	// appends is the master's last failed log append (health.go).
+	appends appendState
 }
 
 // Version is walship's version, sent as X-RQLITE-VERSION (rqlite's clients
@@ -129,6 +139,12 @@ func (s *Server) Open() error {
 	}
 	if s.ReadTimeout <= 0 {
 		s.ReadTimeout = DefaultReadTimeout
+	}
+	if s.ReadyHeard == 0 {
+		s.ReadyHeard = DefaultReadyHeard
+	}
+	if s.ReadyLag == 0 {
+		s.ReadyLag = DefaultReadyLag
 	}
 	ln := s.Listener
 	if ln == nil {

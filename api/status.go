@@ -2,7 +2,7 @@ package api
 
 import (
 	"net/http"
-	"time"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -35,18 +35,19 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		leaderID, leaderAddr = "master", rl.sl.MasterURL()
 	}
 	ls := s.logStatus()
+	leaderErr, storeErr := s.readiness(rl)
 	state := "Leader"
 	if rl.sl != nil {
 		state = "Follower"
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	writeJSONPretty(w, r, http.StatusOK, map[string]any{
 		"node":  map[string]any{"id": s.ID, "role": s.role(), "api_addr": s.Advertise},
 		"build": map[string]any{"version": Version},
 		"store": map[string]any{
 			"node_id":          s.ID,
 			"addr":             hostOf(s.Advertise),
 			"leader":           map[string]any{"node_id": leaderID, "addr": hostOf(leaderAddr), "api_addr": leaderAddr},
-			"ready":            true,
+			"ready":            leaderErr == nil && storeErr == nil,
 			"db_path":          s.db().Path(),
 			"db_applied_index": ls.AppliedIndex,
 			"raft":             map[string]any{"state": state, "applied_index": ls.AppliedIndex, "commit_index": ls.LastIndex},
@@ -59,38 +60,51 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// handleReadyz serves GET /readyz: 200 when the node serves. A slave is
-// ready once it has heard from the master and has not diverged; ?noleader
-// skips that check.
+// handleReadyz serves GET /readyz, in rqlite's shape: one line per check
+// ("[+]node ok", "[+]leader ok", "[+]store ok"), a failing one "[-]" with
+// its reason, and 503 if any fails. Ready means the node can serve what it
+// promises: a master, that it can write (it leads, is not halted, its disk
+// is not low, its log takes appends); a slave, that it follows its master
+// (heard within ReadyHeard) and is within ReadyLag entries of it, neither
+// diverged, stalled nor bootstrapping. ?noleader skips the leader check:
+// a master then answers on its store alone, a slave 200 as long as it
+// runs.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	rl := s.roles()
+	_, noLeader := r.URL.Query()["noleader"]
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if rl.m != nil {
-		err := rl.m.Err()
-		if err == nil {
-			err = rl.m.DiskLow()
-		}
-		if err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("[+]node ok\n[-]store writes stopped: " + err.Error() + "\n"))
-			return
-		}
-		_, _ = w.Write([]byte("[+]node ok\n[+]leader ok\n[+]store ok\n"))
-		return
-	}
-	if _, ok := r.URL.Query()["noleader"]; ok {
+	if rl.sl != nil && noLeader {
 		_, _ = w.Write([]byte("[+]node ok\n"))
 		return
 	}
-	st := rl.sl.Status()
-	switch {
-	case st.State == client.StateDiverged:
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("[+]node ok\n[-]diverged from the master: " + st.Err + "\n"))
-	case !st.Heard:
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("[+]node ok\n[-]leader not contacted yet\n"))
-	default:
-		_, _ = w.Write([]byte("[+]node ok\n[+]leader ok (last caught up " + st.LastCaughtUp.UTC().Format(time.RFC3339) + ")\n[+]store ok\n"))
+	leader, store := s.readiness(rl)
+	if noLeader {
+		leader = nil
 	}
+	var b strings.Builder
+	b.WriteString("[+]node ok\n")
+	line := func(name string, err error) {
+		if err != nil {
+			b.WriteString("[-]" + name + " " + err.Error() + "\n")
+		} else {
+			b.WriteString("[+]" + name + " ok\n")
+		}
+	}
+	if !noLeader {
+		line("leader", leader)
+	}
+	line("store", store)
+	if leader != nil || store != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_, _ = w.Write([]byte(b.String()))
+}
+
+// readiness returns the node's readiness checks (masterReady,
+// slaveReady).
+func (s *Server) readiness(rl roles) (leader, store error) {
+	if rl.m != nil {
+		return s.masterReady(rl.m)
+	}
+	return s.slaveReady(rl.sl)
 }

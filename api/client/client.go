@@ -89,6 +89,13 @@ func (c *Client) http() *http.Client {
 // Seed sends a request in the seed's format to POST /.
 func (c *Client) Seed(ctx context.Context, req SeedRequest) (*SeedResponse, error) {
 	req.Params = wireParams(req.Params)
+	if req.Named != nil {
+		named := make(map[string]any, len(req.Named))
+		for k, v := range req.Named {
+			named[k] = wireParams([]any{v})[0]
+		}
+		req.Named = named
+	}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)

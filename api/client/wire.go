@@ -8,6 +8,7 @@ package client
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,10 +18,15 @@ import (
 
 // SeedRequest is the body of the seed-compatible POST /.
 type SeedRequest struct {
-	Command  string `json:"command"` // "exec" or "query"
-	Query    string `json:"query"`
-	Params   []any  `json:"params,omitempty"`
-	IsMaster bool   `json:"is_master"`
+	Command string `json:"command"` // "exec" or "query"
+	Query   string `json:"query"`
+	// Params are positional parameters (?, ?NNN), sent as "params": [v,
+	// …]; Named are named ones (:name, @name or $name in the SQL, the
+	// key without its prefix, as rqlite takes them), sent as "params":
+	// {"name": v, …}. A request has one or the other.
+	Params   []any          `json:"params,omitempty"`
+	Named    map[string]any `json:"-"`
+	IsMaster bool           `json:"is_master"`
 	// MinIndex, for a query, is a read token: the node answers once it has
 	// applied this index (the index of a write the client made), so that
 	// the read sees that write on any node.
@@ -31,6 +37,67 @@ type SeedRequest struct {
 	// (--min-replicas); 0: no wait.
 	W       *int `json:"w,omitempty"`
 	Applied bool `json:"applied,omitempty"`
+}
+
+// ErrParamsShape is returned when a seed request's "params" is neither an
+// array nor an object.
+var ErrParamsShape = errors.New(`"params" must be an array of values, for ? and ?NNN, or an object of named values, {"name": value}, for :name, @name or $name`)
+
+// seedRequestFields is SeedRequest without its methods.
+type seedRequestFields SeedRequest
+
+// MarshalJSON sends Named, if set, as the "params" object.
+func (r SeedRequest) MarshalJSON() ([]byte, error) {
+	if r.Named == nil {
+		return json.Marshal(seedRequestFields(r))
+	}
+	if len(r.Params) > 0 {
+		return nil, errors.New("a seed request has positional or named parameters, not both")
+	}
+	return json.Marshal(struct {
+		seedRequestFields
+		Params map[string]any `json:"params"`
+	}{seedRequestFields(r), r.Named})
+}
+
+// UnmarshalJSON reads "params" as an array (Params) or an object (Named);
+// numbers are kept as json.Number, so that an integer keeps every digit.
+func (r *SeedRequest) UnmarshalJSON(b []byte) error {
+	var v struct {
+		seedRequestFields
+		Params json.RawMessage `json:"params"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	*r = SeedRequest(v.seedRequestFields)
+	r.Params, r.Named = nil, nil
+	raw := bytes.TrimSpace(v.Params)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	dec = json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	switch raw[0] {
+	case '[':
+		return dec.Decode(&r.Params)
+	case '{':
+		return dec.Decode(&r.Named)
+	}
+	return fmt.Errorf("%w, not %s", ErrParamsShape, jsonKind(raw[0]))
+}
+
+// jsonKind names the kind of JSON value that starts with c.
+func jsonKind(c byte) string {
+	switch {
+	case c == '"':
+		return "a string"
+	case c == 't' || c == 'f':
+		return "a boolean"
+	}
+	return "a number"
 }
 
 // Replicas says how a write concern went: how many slaves held the write

@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 	"math"
@@ -184,5 +185,40 @@ func TestStatusErrorIs(t *testing.T) {
 	}
 	if got := (&client.StatusError{Status: 409, Msg: "other log"}).Error(); got != "409 Conflict: other log" {
 		t.Fatalf("Error() = %q", got)
+	}
+}
+
+// A seed request's parameters go over the wire as an array (Params) or an
+// object (Named) and come back the same, numbers with every digit; both
+// at once are refused, and so is a "params" of another kind.
+func TestSeedRequestParams(t *testing.T) {
+	for _, tc := range []struct {
+		req  client.SeedRequest
+		want string
+	}{
+		{client.SeedRequest{Command: "exec", Query: "Q", Params: []any{json.Number("9007199254740993"), "a"}},
+			`{"command":"exec","query":"Q","params":[9007199254740993,"a"],"is_master":false}`},
+		{client.SeedRequest{Command: "exec", Query: "Q", Named: map[string]any{"n": json.Number("9007199254740993"), "s": "a"}},
+			`{"command":"exec","query":"Q","is_master":false,"params":{"n":9007199254740993,"s":"a"}}`},
+		{client.SeedRequest{Command: "query", Query: "Q"}, `{"command":"query","query":"Q","is_master":false}`},
+	} {
+		b, err := json.Marshal(tc.req)
+		if err != nil || string(b) != tc.want {
+			t.Fatalf("marshal %+v: %s %v, want %s", tc.req, b, err, tc.want)
+		}
+		var back client.SeedRequest
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(back, tc.req) {
+			t.Fatalf("round trip: %+v, want %+v", back, tc.req)
+		}
+	}
+	if _, err := json.Marshal(client.SeedRequest{Params: []any{1}, Named: map[string]any{"a": 1}}); err == nil {
+		t.Fatal("positional and named parameters at once were sent")
+	}
+	var r client.SeedRequest
+	if err := json.Unmarshal([]byte(`{"command":"exec","params":true}`), &r); !errors.Is(err, client.ErrParamsShape) {
+		t.Fatalf("params true: %v, want ErrParamsShape", err)
 	}
 }
