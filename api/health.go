@@ -125,19 +125,18 @@ func (s *Server) masterReady(m *master.Master) (leader, store error) {
 // bootstrapping, more than ReadyLag entries behind); nil when it is.
 func (s *Server) slaveReady(sl *slave.Slave) (leader, store error) {
 	st := sl.Status()
-	since := time.Since(st.LastCaughtUp)
-	silent := s.ReadyHeard > 0 && (st.LastCaughtUp.IsZero() || since > s.ReadyHeard)
+	silent := s.ReadyHeard > 0 && (st.LastHeard.IsZero() || time.Since(st.LastHeard) > s.ReadyHeard)
 	switch {
 	case !st.Heard && st.Err != "":
 		leader = fmt.Errorf("not contacted yet: the master %s does not answer: %s", sl.MasterURL(), st.Err)
 	case !st.Heard:
 		leader = fmt.Errorf("not contacted yet: no answer from the master %s yet", sl.MasterURL())
-	case st.State == client.StateDisconnected && silent:
-		// LastCaughtUp stands for the last answer: a slave that is caught
-		// up is told so by every answer, one per heartbeat.
-		leader = fmt.Errorf("not contactable: the master %s does not answer%s: %s", sl.MasterURL(), lastCaughtUp(st), st.Err)
-	case st.State == client.StateStreaming && silent:
-		leader = fmt.Errorf("not contactable: no answer from the master %s%s", sl.MasterURL(), lastCaughtUp(st))
+	case silent && st.Err != "":
+		leader = fmt.Errorf("not contactable: no answer from the master %s for %s%s: %s", sl.MasterURL(),
+			time.Since(st.LastHeard).Round(100*time.Millisecond), lastCaughtUp(st), st.Err)
+	case silent:
+		leader = fmt.Errorf("not contactable: no answer from the master %s for %s%s", sl.MasterURL(),
+			time.Since(st.LastHeard).Round(100*time.Millisecond), lastCaughtUp(st))
 	}
 	applied := sl.DB().AppliedIndex()
 	switch st.State {

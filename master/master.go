@@ -116,6 +116,9 @@ type Config struct {
 	// under the log and SQLite, and snapshots and compaction can still
 	// run. Zero means no check.
 	MinFreeBytes int64
+	// OnApplyFailure, if set, is called when SQLite could not apply what
+	// the log holds (the master halts).
+	OnApplyFailure func(error)
 	// Gate, if set, is asked before each group commit: while it returns an
 	// error, writes are refused (ErrNotLeading wrapping it). Automatic
 	// failover closes it while the master does not certainly hold its
@@ -357,6 +360,9 @@ func (m *Master) replay() error {
 
 // halt stops writes: SQLite could not apply what the log holds.
 func (m *Master) halt(err error) {
+	if m.cfg.OnApplyFailure != nil {
+		m.cfg.OnApplyFailure(err)
+	}
 	m.mu.Lock()
 	m.halted = err
 	m.mu.Unlock()

@@ -78,8 +78,10 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// OnApply, if set, is called after each applied batch with its number
-	// of entries and the time it took.
-	OnApply func(entries int, d time.Duration)
+	// of entries and the time it took; OnApplyFailure with the error of a
+	// batch SQLite could not apply (the slave stalls or diverges).
+	OnApply        func(entries int, d time.Duration)
+	OnApplyFailure func(error)
 	// Log, if set, is the slave's own copy of the log (same format as the
 	// master's): every entry is appended to it, fsynced, before it is
 	// applied, so that the slave can serve the feed to other slaves
@@ -155,8 +157,9 @@ type Slave struct {
 	// history, nil if nothing (epoch.go).
 	superseded *Superseded
 	// lostAt is when the slave lost its master, zero while it hears from
-	// it (or never did).
-	lostAt time.Time
+	// it (or never did); lastHeard when it last had an answer from it.
+	lostAt    time.Time
+	lastHeard time.Time
 }
 
 // Open starts replicating into database from cfg.MasterURL.
@@ -413,7 +416,7 @@ func (s *Slave) handle(res *client.FeedResult) error {
 		return fmt.Errorf("%w: %w", ErrDiverged, err)
 	}
 	s.mu.Lock()
-	s.masterFirst, s.masterLast, s.heard = res.FirstIndex, res.LastIndex, true
+	s.masterFirst, s.masterLast, s.heard, s.lastHeard = res.FirstIndex, res.LastIndex, true, s.cfg.Now()
 	s.mu.Unlock()
 	if err := s.learnEpoch(res.Epoch); err != nil {
 		return err
@@ -449,6 +452,9 @@ func (s *Slave) ApplyBatch(logID string, entries []*wal.Entry) error {
 		return fmt.Errorf("%w: %w", errStalled, err)
 	}
 	if err := s.applyChecked(logID, entries); err != nil {
+		if s.cfg.OnApplyFailure != nil {
+			s.cfg.OnApplyFailure(err)
+		}
 		var se *db.Error
 		if errors.As(err, &se) && !se.IsClientError() {
 			// The node's own trouble, not the entry's: SQLite could not
@@ -538,6 +544,9 @@ type Status struct {
 	MasterFirst  uint64
 	MasterLast   uint64
 	Heard        bool
+	// LastHeard is when the slave last had an answer from its master
+	// (every long-poll ends within a heartbeat).
+	LastHeard    time.Time
 	LastCaughtUp time.Time
 	// BootstrapDone and BootstrapTotal are the bytes of the snapshot
 	// received and in all while the state is bootstrapping.
@@ -552,6 +561,6 @@ func (s *Slave) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Status{State: s.state, Err: s.lastErr, MasterFirst: s.masterFirst, MasterLast: s.masterLast,
-		Heard: s.heard, LastCaughtUp: s.caughtUp, BootstrapDone: s.bootDone, BootstrapTotal: s.bootTotal,
+		Heard: s.heard, LastHeard: s.lastHeard, LastCaughtUp: s.caughtUp, BootstrapDone: s.bootDone, BootstrapTotal: s.bootTotal,
 		Superseded: s.superseded}
 }

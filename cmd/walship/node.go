@@ -101,6 +101,10 @@ type NodeConfig struct {
 	ArchiveRetainSnapshots int
 	// TLS is the node's TLS (node_tls.go); empty: plain HTTP.
 	TLS NodeTLS
+	// ReadyHeard and ReadyLag are the bounds of a slave's readiness
+	// (api.Server): 0 means the defaults.
+	ReadyHeard time.Duration
+	ReadyLag   int64
 	// Etcd, with endpoints, turns on automatic failover (failover.go).
 	Etcd EtcdConfig
 	// MinReplicas and MinReplicasWait are the master's default write
@@ -289,7 +293,8 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	n.metrics = api.NewMetrics()
 	n.server = &api.Server{Addr: cfg.Addr, Advertise: cfg.Advertise, ID: cfg.ID, Logger: logger, Metrics: n.metrics, Auth: creds,
 		QueryTimeout: cfg.QueryTimeout, Snapshots: snapshots, TLS: serverTLS, PeerTLS: peerTLS,
-		MinReplicas: cfg.MinReplicas, MinReplicasWait: cfg.MinReplicasWait, Roles: n, ReadReplicas: cfg.readReplicas()}
+		MinReplicas: cfg.MinReplicas, MinReplicasWait: cfg.MinReplicasWait, Roles: n, ReadReplicas: cfg.readReplicas(),
+		ReadyHeard: cfg.ReadyHeard, ReadyLag: cfg.ReadyLag}
 	n.server.Listener = ln
 	n.url = cfg.Advertise
 	if n.url == "" {
@@ -526,6 +531,7 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	archiveRetainFor := fs.Duration("archive-retain-for", 0, "keep the archived snapshots and log needed to restore to any point within this long, e.g. 168h; 0: no cap (with no --archive-retain-snapshots either, the archive keeps everything)")
 	archiveRetainSnaps := fs.Int("archive-retain-snapshots", 0, "keep the newest N archived snapshots and the log after the oldest of them; 0: no cap")
 	etcdFlags := addEtcdFlags(fs)
+	readyHeard, readyLag := addReadyFlags(fs)
 	peers := fs.String("peers", "", "the other nodes of the cluster, comma-separated URLs: at start the master asks them whether a master of a higher epoch replaced it (then it starts as that one's slave), and a promotion of this node tells them")
 	minReplicas := fs.Int("min-replicas", 0, "default write concern: answer a write once this many slaves hold it fsynced in their log (a write may ask otherwise with w=N); with 1 or more, losing the master alone loses no acknowledged write; 0: answer once the master has it")
 	minReplicasWait := fs.Duration("min-replicas-timeout", api.DefaultMinReplicasWait, "how long a write waits for --min-replicas slaves; then it is answered, committed, with the shortfall said")
@@ -565,7 +571,8 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 		CompactEvery: lf.CompactEvery, MinFree: *minFree, SnapshotCPU: snapShare, VerifyEvery: *verifyEvery,
 		ArchiveDir: *archiveDir, ArchiveEvery: *archiveEvery, ArchiveSnapshotEntries: *archiveSnapshots,
 		ArchiveRetainFor: *archiveRetainFor, ArchiveRetainSnapshots: *archiveRetainSnaps, TLS: nodeTLS,
-		MinReplicas: *minReplicas, MinReplicasWait: *minReplicasWait, Peers: splitURLs(*peers), Etcd: etcd})
+		MinReplicas: *minReplicas, MinReplicasWait: *minReplicasWait, Peers: splitURLs(*peers), Etcd: etcd,
+		ReadyHeard: *readyHeard, ReadyLag: *readyLag})
 	if err != nil {
 		return err
 	}
@@ -584,6 +591,7 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	masterURL := fs.String("master", "http://127.0.0.1:8080", "the master's URL; a comma-separated list names the nodes that may be the master: the slave follows the first, and when it goes silent, whichever is the master of the highest epoch (after a promotion)")
 	peers := fs.String("peers", "", "other nodes of the cluster, comma-separated URLs: asked for the master when this slave's goes silent, and told when this slave is promoted")
 	etcdFlags := addEtcdFlags(fs)
+	readyHeard, readyLag := addReadyFlags(fs)
 	data := fs.String("data", "", "data directory (default walship-data/slave-<id>)")
 	advertise := fs.String("advertise", "", "URL other nodes and clients use for this node (default: from --addr)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -646,7 +654,7 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 		MasterURL: masters[0], Peers: append(masters[1:], splitURLs(*peers)...), Logger: logger, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
 		JoinFromSnapshot: *join, SnapshotCPU: snapShare, TLS: nodeTLS,
 		RetainEntries: lf.RetainEntries, RetainBytes: lf.RetainBytes, RetainFor: lf.RetainFor, SegmentBytes: lf.SegmentBytes,
-		CompactEvery: lf.CompactEvery, Etcd: etcd})
+		CompactEvery: lf.CompactEvery, Etcd: etcd, ReadyHeard: *readyHeard, ReadyLag: *readyLag})
 	if err != nil {
 		return err
 	}
@@ -682,6 +690,14 @@ func addLogFlags(fs *flag.FlagSet) func() (logFlags, error) {
 		}
 		return lf, nil
 	}
+}
+
+// addReadyFlags adds the flags of a node's readiness (GET /readyz) to fs;
+// both roles take them, as a node's role may switch.
+func addReadyFlags(fs *flag.FlagSet) (heard *time.Duration, lag *int64) {
+	heard = fs.Duration("ready-heard", api.DefaultReadyHeard, "a slave is not ready (GET /readyz 503) once its master has not answered for this long; -1ns: no bound")
+	lag = fs.Int64("ready-lag", api.DefaultReadyLag, "a slave is not ready while it is more than this many entries behind its master; -1: no bound")
+	return heard, lag
 }
 
 // waitReady is used by demo to print only once every node answers.

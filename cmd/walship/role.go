@@ -186,7 +186,7 @@ func (n *Node) masterConfig() (master.Config, error) {
 		RetainFor: cfg.RetainFor, CompactEvery: cfg.CompactEvery, Snapshots: n.snapshots, MinFreeBytes: minFree,
 		VerifyEvery: verifyEvery, CheckCPU: n.snapshots.CPUShare,
 		Archive: n.arch, ArchiveEvery: cfg.ArchiveEvery, ArchiveSnapshotEntries: cfg.ArchiveSnapshotEntries,
-		OnFenced: n.onFenced, Gate: n.writeGate()}, nil
+		OnFenced: n.onFenced, Gate: n.writeGate(), OnApplyFailure: n.metrics.ObserveApplyFailure}, nil
 }
 
 // writeGate is the master's write gate: with automatic failover, the
@@ -211,7 +211,7 @@ func (n *Node) openMaster() (*master.Master, error) {
 func (n *Node) openSlave(masterURL string) (*slave.Slave, error) {
 	cfg := n.cfg
 	return slave.Open(n.db, slave.Config{ID: cfg.ID, URL: n.url, MasterURL: masterURL, Logger: n.logger, TLS: n.peerTLS,
-		OnApply: n.metrics.ObserveApply, JoinFromSnapshot: cfg.JoinFromSnapshot,
+		OnApply: n.metrics.ObserveApply, OnApplyFailure: n.metrics.ObserveApplyFailure, JoinFromSnapshot: cfg.JoinFromSnapshot,
 		MasterUser: cfg.MasterUser, MasterPassword: cfg.MasterPassword, CheckCPU: n.snapshots.CPUShare,
 		Log: n.log, Snapshots: n.snapshots, CompactEvery: cfg.CompactEvery,
 		Retention: retention.Policy{Entries: cfg.RetainEntries, Bytes: cfg.RetainBytes, For: cfg.RetainFor}})
