@@ -539,11 +539,11 @@ func (s *Slave) Forward(ctx context.Context, req client.SeedRequest) (*client.Se
 
 // Status is the slave's replication state.
 type Status struct {
-	State        string
-	Err          string
-	MasterFirst  uint64
-	MasterLast   uint64
-	Heard        bool
+	State       string
+	Err         string
+	MasterFirst uint64
+	MasterLast  uint64
+	Heard       bool
 	// LastHeard is when the slave last had an answer from its master
 	// (every long-poll ends within a heartbeat).
 	LastHeard    time.Time
