@@ -68,6 +68,8 @@ type loader struct {
 	lastTenth  int       // the last tenth of the work reported (not on a terminal)
 	chunk      int
 	chunkBytes int
+	// index is the log index the committed chunks reached.
+	index uint64
 }
 
 // loadStmt is a statement of the file, with its number and line.
@@ -160,6 +162,7 @@ func (l *loader) load(ctx context.Context, name, text string, from int) error {
 		}
 		if resp.Index > 0 {
 			index = resp.Index
+			l.index = index
 		}
 		committed = part[n-1].num
 		sent += n

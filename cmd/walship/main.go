@@ -36,6 +36,7 @@ Usage:
                                   rebuild a data directory from a master's archive at one point
   walship archive ls|verify DIR   what a master's archive holds; check its files' checksums
   walship passwd [--cost N]       read a password, print its bcrypt hash for a credentials file
+  walship version                 the version, the module version and VCS revision it was built from
 
 Run 'walship COMMAND --help' for a command's flags. Every flag can also be
 set by an environment variable WALSHIP_<FLAG> (e.g. WALSHIP_ADDR=:9090).
@@ -122,6 +123,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runArchive(ctx, rest, stdout, stderr)
 	case "passwd":
 		return runPasswd(ctx, rest, os.Stdin, stdout, stderr)
+	case "version", "--version", "-version":
+		return runVersion(rest, stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil

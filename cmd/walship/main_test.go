@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -248,5 +249,97 @@ func TestDemoFailover(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("demo did not stop")
+	}
+}
+
+// A second demo on the same data says it reuses it, and at which index;
+// --fresh removes the demo's directories (and nothing else) first, and
+// refuses a directory of theirs that holds something else.
+func TestDemoReuseAndFresh(t *testing.T) {
+	port := freePorts(t)
+	data := filepath.Join(t.TempDir(), "data")
+	master := "http://127.0.0.1:" + strconv.Itoa(port)
+	// demo runs the demo with args until it is ready, runs while, stops
+	// it, and returns its output.
+	demo := func(while func(), args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var out, errOut syncBuffer
+		done := make(chan error, 1)
+		go func() {
+			done <- Run(ctx, append([]string{"demo", "--port", strconv.Itoa(port), "--slaves", "0", "--data", data}, args...), &out, &errOut)
+		}()
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(out.String(), "Press Ctrl-C") {
+			select {
+			case err := <-done:
+				t.Fatalf("demo stopped: %v\n%s\n%s", err, out.String(), errOut.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("demo not ready:\n%s\n%s", out.String(), errOut.String())
+			}
+			time.Sleep(10 * time.Millisecond) // ok: poll interval
+		}
+		while()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("demo ended with %v", err)
+		}
+		return out.String()
+	}
+	tables := func() string {
+		t.Helper()
+		resp, err := client.New(master).Query(context.Background(), "SELECT coalesce(group_concat(name), '') FROM sqlite_schema WHERE name = 'kept'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cellText(resp.Values[0][0])
+	}
+	out := demo(func() {
+		mustExec(t, master, "CREATE TABLE kept (v)")
+		mustExec(t, master, "INSERT INTO kept VALUES (1)")
+	})
+	if strings.Contains(out, "reusing") || strings.Contains(out, "--fresh") {
+		t.Fatalf("a first demo speaks of reusing data:\n%s", out)
+	}
+	out = demo(func() {
+		if got := tables(); got != "kept" {
+			t.Errorf("the second demo lacks the table: %q", got)
+		}
+	})
+	if !strings.HasPrefix(out, "walship demo: reusing data under "+data+" (index 2); --fresh to start empty\n") {
+		t.Fatalf("a second demo:\n%s", out)
+	}
+	// Something of the user's beside the demo's directories stays.
+	mine := filepath.Join(data, "notes.txt")
+	if err := os.WriteFile(mine, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = demo(func() {
+		if got := tables(); got != "" {
+			t.Errorf("--fresh kept the table: %q", got)
+		}
+	}, "--fresh")
+	if !strings.HasPrefix(out, "walship demo: --fresh: removed master under "+data+"\n") || strings.Contains(out, "reusing") {
+		t.Fatalf("--fresh:\n%s", out)
+	}
+	if b, err := os.ReadFile(mine); err != nil || string(b) != "mine" {
+		t.Fatalf("--fresh removed another file: %v", err)
+	}
+	// A directory named as the demo's that is not the demo's.
+	if err := os.MkdirAll(filepath.Join(data, "slave-3"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "slave-3", "other"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := Run(context.Background(), []string{"demo", "--port", strconv.Itoa(port), "--slaves", "0", "--data", data, "--fresh"}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(data, "slave-3")+" holds something else than the demo's data; not removed") {
+		t.Fatalf("--fresh with a foreign directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "master", "db.sqlite")); err != nil {
+		t.Fatalf("a refused --fresh removed the master's data: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,20 +25,20 @@ func runSend(ctx context.Context, cmd string, args []string, stdout, stderr io.W
 	fs := newFlagSet(cmd, "walship "+cmd+" [--node URL] [--format auto|table|json|csv] [--json] SQL [PARAM …]\n\n"+
 		"Sends SQL to a node as "+what+" and prints the answer.\n"+
 		"A PARAM is JSON if it parses as JSON (42, 1.5, null, \"text\", [1,2] for a BLOB), else text.\n"+
-		"Output: a table on a terminal, the node's JSON answer otherwise (--format picks one).", stderr)
+		"Output: a table on a terminal, the node's JSON answer otherwise (--format picks one).\n"+
+		"Flags may also follow the SQL and its parameters; '--' ends them, so that a\n"+
+		"parameter that starts with '-' can be given (a negative number needs no '--').", stderr)
 	node := fs.String("node", "http://127.0.0.1:8080", "the node's URL")
 	timeout := fs.Duration("timeout", 30*time.Second, "request timeout")
 	format := fs.String("format", "auto", "output: table, json, csv; auto is a table on a terminal and JSON otherwise")
 	asJSON := fs.Bool("json", false, "print the node's answer as JSON (same as --format json)")
 	minIndex := fs.Uint64("min-index", 0, "query: a read token, the index a write was answered with; the node answers once it has applied it (read your writes at a slave)")
 	rem := addRemoteFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
+	args, err := rem.parse(fs, args, stderr)
+	if err != nil {
 		return err
 	}
-	if err := rem.open(stderr); err != nil {
-		return err
-	}
-	if fs.NArg() < 1 {
+	if len(args) < 1 {
 		fs.Usage()
 		return fmt.Errorf("%s needs an SQL statement", cmd)
 	}
@@ -55,8 +56,8 @@ func runSend(ctx context.Context, cmd string, args []string, stdout, stderr io.W
 		}
 		mode = m
 	}
-	params := make([]any, 0, fs.NArg()-1)
-	for _, p := range fs.Args()[1:] {
+	params := make([]any, 0, len(args)-1)
+	for _, p := range args[1:] {
 		var v any
 		dec := json.NewDecoder(strings.NewReader(p))
 		dec.UseNumber()
@@ -71,7 +72,7 @@ func runSend(ctx context.Context, cmd string, args []string, stdout, stderr io.W
 	if *minIndex > 0 && cmd != "query" {
 		return errors.New("--min-index is a read token: it goes with query")
 	}
-	resp, err := c.Seed(ctx, client.SeedRequest{Command: cmd, Query: fs.Arg(0), Params: params, MinIndex: *minIndex})
+	resp, err := c.Seed(ctx, client.SeedRequest{Command: cmd, Query: args[0], Params: params, MinIndex: *minIndex})
 	if err != nil {
 		return nodeError(c.URL, err)
 	}
@@ -116,26 +117,53 @@ func nodeError(nodeURL string, err error) error {
 }
 
 // parseFlagsAnywhere parses flags that may also follow the positional
-// arguments (walship status URL --json), and returns the positional ones.
-// exec and query do not use it: their SQL parameters may start with '-'.
-// "--" ends the flags.
+// arguments (walship status URL --json, walship query SQL --format csv),
+// and returns the positional ones. "--" ends the flags: what follows it is
+// positional even when it starts with '-' (an SQL parameter "-x"). A
+// negative number (-1, -2.5) that is not a flag's value is positional
+// too: no flag's name starts with a digit.
 func parseFlagsAnywhere(fs *flag.FlagSet, args []string) ([]string, error) {
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, nil); err != nil { // the environment's defaults
 		return nil, err
 	}
 	var pos []string
-	for fs.NArg() > 0 {
-		rest := fs.Args()
-		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
-			return append(pos, rest...), nil
+	for i := 0; i < len(args); {
+		a := args[i]
+		switch {
+		case a == "--":
+			return append(pos, args[i+1:]...), nil
+		case len(a) < 2 || a[0] != '-' || isNumber(a):
+			pos = append(pos, a)
+			i++
+			continue
 		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-		if err := fs.Parse(args); err != nil {
+		// A flag, with its value when it takes one and the value is not
+		// joined to it by '='.
+		n := 1
+		name := strings.TrimLeft(a, "-")
+		if f := fs.Lookup(name); f != nil && !strings.Contains(name, "=") && !isBoolFlag(f) {
+			n = 2
+		}
+		end := min(i+n, len(args))
+		if err := fs.Parse(args[i:end]); err != nil {
 			return nil, err
 		}
+		i = end
 	}
 	return pos, nil
+}
+
+// isNumber reports whether s reads as a number (an SQL parameter such as
+// -1 or -2.5, never a flag).
+func isNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil
+}
+
+// isBoolFlag reports whether f is a flag that takes no value (--json).
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // nodeURL accepts a node given as host:port and gives it a scheme.

@@ -5,13 +5,14 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"strings"
 	"testing"
 )
 
 // exec and query print JSON for scripts (standard output is no terminal
 // here), and a table or CSV when asked; flags may follow the arguments of
-// status, show and shell, but not of exec and query.
+// every command.
 func TestSendFormats(t *testing.T) {
 	m, _ := mustStartCluster(t, 0)
 	ctx := context.Background()
@@ -43,12 +44,27 @@ func TestSendFormats(t *testing.T) {
 	if out, err := send("query", "--node", m.URL(), "--format", "table", "--json", "SELECT 1"); err != nil || !strings.HasPrefix(out, "{") {
 		t.Fatalf("--json wins: %v\n%s", err, out)
 	}
+	// Flags may follow the SQL and its parameters; "--" ends them, so a
+	// parameter may start with '-'; a negative number needs no "--".
+	if out, err := send("query", "SELECT id FROM t WHERE id > ? ORDER BY id", "1", "--format", "csv", "--node", m.URL()); err != nil || out != "id\n2\n3\n" {
+		t.Fatalf("query SQL P --format csv --node URL: %v\n%q", err, out)
+	}
+	if out, err := send("exec", "INSERT INTO t (v) VALUES (?), (?), (?)", "--node", m.URL(), "-5", "--format=table", "--", "-x", "--json"); err != nil ||
+		out != "OK: 3 rows affected, last insert id 6, index 3\n" {
+		t.Fatalf("exec with parameters after --: %v\n%s", err, out)
+	}
+	if out, err := send("query", "--node", m.URL(), "SELECT v, typeof(v) AS type FROM t WHERE id > 3 ORDER BY id", "--format", "csv"); err != nil ||
+		out != "v,type\n-5,integer\n-x,text\n--json,text\n" {
+		t.Fatalf("the parameters after --: %v\n%q", err, out)
+	}
 	for _, tc := range []struct {
 		args []string
 		says string
 	}{
 		{[]string{"query", "--node", m.URL(), "--format", "xml", "SELECT 1"}, "unknown output mode"},
 		{[]string{"query", "--node", m.URL(), "SELECT * FROM nope"}, "400 Bad Request: no such table: nope"},
+		{[]string{"query", "--node", m.URL(), "SELECT ?", "-x"}, "flag provided but not defined: -x"},
+		{[]string{"query", "SELECT 1", "--node"}, "flag needs an argument: -node"},
 		{[]string{"query", "--node", "http://127.0.0.1:1", "SELECT 1"}, "cannot reach http://127.0.0.1:1: connect: connection refused"},
 		{[]string{"status", "a", "b"}, "unexpected arguments: b"},
 		{[]string{"shell", "a", "b"}, "unexpected arguments: b"},
@@ -91,10 +107,23 @@ func TestHelpOfNewCommands(t *testing.T) {
 
 func TestParseFlagsAnywhere(t *testing.T) {
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
 	j := fs.Bool("json", false, "")
 	n := fs.Int("rows", 0, "")
 	pos, err := parseFlagsAnywhere(fs, []string{"a", "--json", "b", "--rows", "3", "--", "--c"})
 	if err != nil || !*j || *n != 3 || strings.Join(pos, " ") != "a b --c" {
 		t.Fatalf("pos %q json %v rows %d err %v", pos, *j, *n, err)
+	}
+	// A negative number is an argument, unless it is a flag's value.
+	*j = false
+	pos, err = parseFlagsAnywhere(fs, []string{"-1", "--rows", "-2", "-2.5e3", "-", "--json=true", "x"})
+	if err != nil || !*j || *n != -2 || strings.Join(pos, " ") != "-1 -2.5e3 - x" {
+		t.Fatalf("pos %q json %v rows %d err %v", pos, *j, *n, err)
+	}
+	if _, err := parseFlagsAnywhere(fs, []string{"a", "--nope"}); err == nil || err.Error() != "flag provided but not defined: -nope" {
+		t.Fatalf("an unknown flag: %v", err)
+	}
+	if _, err := parseFlagsAnywhere(fs, []string{"a", "-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h after an argument: %v", err)
 	}
 }

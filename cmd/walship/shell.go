@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,22 +23,36 @@ import (
 	"github.com/walship/walship/db"
 )
 
-const shellSynopsis = `walship shell [--history FILE] [--mode table|json|csv] [--timeout D] [URL]
+const shellSynopsis = `walship shell [--history FILE] [--mode table|json|csv] [--timeout D] [--no-follow] [URL]
 
 An SQL shell on the node at URL (default http://127.0.0.1:8080, or --node).
 A statement ends with ';' and may span lines. Each statement is sent as a
-query; one that would change the database is sent again as a write (a slave
-forwards writes to the master, and refuses schema statements). Lines starting
-with '.' are the shell's own commands: .help lists them.
+query; one that would change the database is sent again as a write. Reads
+run on the node. On a slave, writes and schema statements go to the master
+it follows, and the shell says so once; when the master changes (a
+promotion), the shell finds the new one. The reads that follow a write wait
+until the node has applied it. With --no-follow, writes go to the node:
+a slave forwards them to the master, and refuses schema statements.
+
+BEGIN starts a transaction: the statements that follow are collected (the
+prompt ends in *>) and COMMIT sends them as one all-or-nothing request;
+their results print then. ROLLBACK discards them. Lines starting with '.'
+are the shell's own commands: .help lists them.
 
 On a terminal: line editing, history (Up/Down, Ctrl-R) kept in --history,
 Ctrl-C clears the line or cancels the running statement, Ctrl-D or .quit
-leaves. With standard input from a pipe or a file there is no prompt: the
-statements run in order, and the first error stops the shell with its
-message on standard error and exit status 1.`
+leaves: an unfinished statement is run first (as sqlite3 does), and one
+that cannot be (an unterminated string, comment or trigger) is reported as
+incomplete input with exit status 1; an open transaction is discarded,
+with a warning. With standard input from a pipe or a file there is no
+prompt: the statements run in order, and the first error stops the shell
+with its message on standard error and exit status 1, as does input that
+ends in an open transaction.`
 
-const shellHelp = `Statements end with ';' and may span lines. Shell commands:
-  .tables             list the tables and views
+const shellHelp = `Statements end with ';' and may span lines. BEGIN; … COMMIT; sends the
+statements between as one all-or-nothing request (ROLLBACK discards them).
+Shell commands:
+  .tables [PATTERN]   list the tables and views (whose names match the LIKE PATTERN)
   .schema [TABLE]     show the CREATE statements (of TABLE and its indexes, triggers)
   .indexes [TABLE]    list the indexes
   .status             this node's replication status (GET /log/status)
@@ -70,6 +86,7 @@ func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	history := fs.String("history", defaultHistory, "history file of the interactive shell; empty keeps none")
 	modeName := fs.String("mode", "table", "how results print: table, json, csv (.mode changes it)")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of each statement")
+	noFollow := fs.Bool("no-follow", false, "send writes to the node even when it is a slave (it forwards them to the master, and refuses schema statements), instead of to its master")
 	rem := addRemoteFlags(fs)
 	pos, err := rem.parse(fs, args, stderr)
 	if err != nil {
@@ -88,7 +105,8 @@ func runShell(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if *timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive, got %s", *timeout)
 	}
-	sh := &shell{c: rem.client(nodeURL(*node), *timeout), out: stdout, errOut: stderr, mode: mode, timeout: *timeout}
+	sh := &shell{c: rem.client(nodeURL(*node), *timeout), out: stdout, errOut: stderr, mode: mode, timeout: *timeout,
+		follow: !*noFollow, newClient: func(u string) *client.Client { return rem.client(u, *timeout) }}
 	// Line editing needs the terminal on both sides (liner reads os.Stdin
 	// and writes os.Stdout); otherwise the input is read as a script.
 	if f, ok := stdin.(*os.File); ok && f == os.Stdin && isTerminal(f) && isTerminal(stdout) {
@@ -108,7 +126,43 @@ type shell struct {
 	// interrupts, when set, delivers SIGINT while a statement runs: it
 	// cancels that statement, not the shell.
 	interrupts chan os.Signal
+
+	// follow sends writes to the master the node follows (not
+	// --no-follow); w is where they go, nil until the first write (or the
+	// banner) finds it; newClient makes a client of another node with the
+	// shell's settings.
+	follow    bool
+	w         *client.Client
+	newClient func(url string) *client.Client
+	// token is the index of the last write sent to another node than c:
+	// reads ask c to have applied it first (read your writes).
+	token uint64
+	// txn is the open transaction, nil when there is none.
+	txn *transaction
 }
+
+// transaction is what BEGIN opened: the statements collected for COMMIT.
+type transaction struct {
+	line  int // where BEGIN was
+	stmts []txnStmt
+}
+
+// txnStmt is a statement of a transaction and the line where it began.
+type txnStmt struct {
+	sql  string
+	line int
+}
+
+// lineError is an error of the statement that began at line, when that is
+// not the line of the statement being run (a COMMIT reports the
+// statement of its transaction that failed).
+type lineError struct {
+	line int
+	err  error
+}
+
+func (e *lineError) Error() string { return e.err.Error() }
+func (e *lineError) Unwrap() error { return e.err }
 
 // lineReader reads the shell's input a line at a time.
 type lineReader interface {
@@ -214,7 +268,7 @@ func (sh *shell) interactive(ctx context.Context, historyFile string) error {
 	return err
 }
 
-// banner says where the shell is connected.
+// banner says where the shell is connected, and where writes go.
 func (sh *shell) banner(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -228,19 +282,166 @@ func (sh *shell) banner(ctx context.Context) {
 			role = "slave " + st.ID + " of " + st.Master
 		}
 		fmt.Fprintf(sh.out, "walship shell on %s (%s, applied index %d)\n", sh.c.URL, role, st.AppliedIndex)
+		if sh.follow {
+			if u, err := sh.masterFrom(ctx, sh.c); err == nil {
+				sh.pointWrites(u)
+			}
+		}
 	}
 	fmt.Fprintln(sh.out, "Statements end with ';' and may span lines. .help lists the shell's commands.")
 }
 
+// masterOf is the node a node's status says it follows: itself unless it
+// is a slave.
+func masterOf(self string, st *client.LogStatus) string {
+	if st.Role == "slave" && strings.TrimSpace(st.Master) != "" {
+		return nodeURL(st.Master)
+	}
+	return self
+}
+
+// maxMasterHops bounds the walk from a slave to its master (a slave may
+// follow a slave).
+const maxMasterHops = 8
+
+// masterFrom finds the master from the node of c: the node each slave
+// follows, hop by hop, up to one that is not a slave. A node on the way
+// that does not answer ends the walk (writes sent there say why they
+// fail); an error only when c's node does not answer.
+func (sh *shell) masterFrom(ctx context.Context, c *client.Client) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, min(sh.timeout, 5*time.Second))
+	defer cancel()
+	u := c.URL
+	for hop := 0; hop < maxMasterHops; hop++ {
+		st, err := c.LogStatus(ctx)
+		if err != nil {
+			if hop == 0 {
+				return "", err
+			}
+			return u, nil
+		}
+		next := masterOf(u, st)
+		if next == u {
+			return u, nil
+		}
+		u, c = next, sh.clientOf(next)
+	}
+	return u, nil
+}
+
+// clientOf returns a client of the node at u: the shell's own for its
+// node.
+func (sh *shell) clientOf(u string) *client.Client {
+	if u == sh.c.URL {
+		return sh.c
+	}
+	return sh.newClient(u)
+}
+
+// writer returns the client that writes go to: the node, or with follow
+// the master it names (asked at the first write; a node that does not
+// answer takes the writes itself, and the master is asked for again at
+// the next).
+func (sh *shell) writer(ctx context.Context) *client.Client {
+	if !sh.follow {
+		return sh.c
+	}
+	if sh.w == nil {
+		u, err := sh.masterFrom(ctx, sh.c)
+		if err != nil {
+			return sh.c
+		}
+		sh.pointWrites(u)
+	}
+	return sh.w
+}
+
+// pointWrites sends the writes that follow to the master at u, and says
+// so when that is another node than the shell's or a change; it reports
+// whether the target changed.
+func (sh *shell) pointWrites(u string) bool {
+	u = nodeURL(u)
+	if sh.w != nil && sh.w.URL == u {
+		return false
+	}
+	first := sh.w == nil
+	sh.w = sh.clientOf(u)
+	switch {
+	case sh.w != sh.c:
+		fmt.Fprintf(sh.errOut, "writes go to the master at %s\n", u)
+	case !first:
+		fmt.Fprintf(sh.errOut, "writes go to %s, now the master\n", u)
+	}
+	return true
+}
+
+// remaster finds where writes go after err answered a write sent to the
+// master w, and reports whether that changed, so that the write may be
+// sent there: a refusal that names another master (a 403 or 503 of a
+// node that is no longer the master), or a 503 or a connection refused
+// while the node names another master. Each of these says the write was
+// not applied; any other error is the write's answer.
+func (sh *shell) remaster(ctx context.Context, w *client.Client, err error) bool {
+	if !sh.follow {
+		return false
+	}
+	from := sh.c
+	var se *client.StatusError
+	switch {
+	case errors.As(err, &se) && (se.Status == http.StatusForbidden || se.Status == http.StatusServiceUnavailable):
+		if se.Master != "" && nodeURL(se.Master) != w.URL {
+			from = sh.clientOf(nodeURL(se.Master))
+		} else if se.Status == http.StatusForbidden {
+			return false // a refusal of the write itself (permissions)
+		}
+	case connRefused(err):
+	default:
+		return false
+	}
+	u, merr := sh.masterFrom(ctx, from)
+	if merr != nil {
+		if from == sh.c {
+			return false
+		}
+		u = from.URL // the master the refusal named, as it named it
+	}
+	if u == w.URL {
+		return false
+	}
+	return sh.pointWrites(u)
+}
+
+// connRefused reports whether err is a connection that could not be made:
+// the request was not sent.
+func connRefused(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// wrote notes a write's index: a write applied by another node than the
+// shell's is waited for by the reads that follow.
+func (sh *shell) wrote(w *client.Client, index uint64) {
+	if w != sh.c {
+		sh.token = max(sh.token, index)
+	}
+}
+
 // loop reads lines until the end of the input or .quit. Interactively an
 // error is printed and the shell goes on; otherwise the first error ends
-// the loop, naming the line where its statement began.
+// the loop, naming the line where its statement began. At the end of the
+// input, what is left unfinished is run, and an open transaction is
+// discarded.
 func (sh *shell) loop(ctx context.Context, in lineReader, interactive bool) error {
 	prompt := sh.c.URL + "> "
+	txnPrompt := sh.c.URL + "*> "
 	cont := strings.Repeat(" ", max(0, len(prompt)-5)) + "...> "
 	var buf strings.Builder
 	lineNo, start := 0, 0
 	fail := func(line int, err error) error {
+		var le *lineError
+		if errors.As(err, &le) {
+			line = le.line
+		}
 		if !interactive {
 			return fmt.Errorf("line %d: %w", line, err)
 		}
@@ -249,8 +450,11 @@ func (sh *shell) loop(ctx context.Context, in lineReader, interactive bool) erro
 	}
 	for {
 		p := prompt
-		if buf.Len() > 0 {
+		switch {
+		case buf.Len() > 0:
 			p = cont
+		case sh.txn != nil:
+			p = txnPrompt
 		}
 		line, err := in.readLine(p)
 		switch {
@@ -260,22 +464,8 @@ func (sh *shell) loop(ctx context.Context, in lineReader, interactive bool) erro
 		case err == io.EOF:
 			if interactive {
 				fmt.Fprintln(sh.out)
-				return nil
 			}
-			// As sqlite3 does: a last statement without ';' still runs.
-			if strings.TrimSpace(buf.String()) == "" {
-				return nil
-			}
-			stmts, err := db.Split(buf.String())
-			if err != nil {
-				return fail(start, err)
-			}
-			for _, st := range stmts {
-				if err := sh.run(ctx, st); err != nil {
-					return fail(start, err)
-				}
-			}
-			return nil
+			return sh.finish(ctx, buf.String(), start, interactive)
 		case err != nil:
 			return err
 		}
@@ -294,7 +484,7 @@ func (sh *shell) loop(ctx context.Context, in lineReader, interactive bool) erro
 					}
 				}
 				if quit {
-					return nil
+					return sh.finish(ctx, "", lineNo, interactive)
 				}
 				continue
 			}
@@ -309,7 +499,7 @@ func (sh *shell) loop(ctx context.Context, in lineReader, interactive bool) erro
 		in.addHistory(buf.String())
 		buf.Reset()
 		for _, st := range stmts {
-			if err := sh.run(ctx, st); err != nil {
+			if err := sh.statement(ctx, st, start); err != nil {
 				if err := fail(start, err); err != nil {
 					return err
 				}
@@ -318,6 +508,52 @@ func (sh *shell) loop(ctx context.Context, in lineReader, interactive bool) erro
 		}
 	}
 }
+
+// finish ends the shell: it runs text, a statement left without its ';'
+// (as sqlite3 does), and discards an open transaction. Text that cannot
+// be a statement (an unterminated string, comment or trigger) is an
+// error, as it is to sqlite3; so is a transaction left open by a script.
+func (sh *shell) finish(ctx context.Context, text string, start int, interactive bool) error {
+	if strings.TrimSpace(text) != "" {
+		stmts, err := db.Split(text)
+		if errors.Is(err, db.ErrIncomplete) {
+			err = &incompleteError{err: err}
+		}
+		if err != nil {
+			return fmt.Errorf("line %d: %w", start, err)
+		}
+		for _, st := range stmts {
+			if err := sh.statement(ctx, st, start); err != nil {
+				var le *lineError
+				if errors.As(err, &le) {
+					start = le.line
+				}
+				return fmt.Errorf("line %d: %w", start, err)
+			}
+		}
+	}
+	if sh.txn == nil {
+		return nil
+	}
+	t := sh.txn
+	sh.txn = nil
+	what := fmt.Sprintf("the transaction begun at line %d was not committed: %s, nothing of it was applied", t.line, discarded(len(t.stmts)))
+	if interactive {
+		fmt.Fprintf(sh.errOut, "warning: %s\n", what)
+		return nil
+	}
+	return errors.New(what)
+}
+
+// incompleteError is input that ends inside a statement (db.ErrIncomplete),
+// said as sqlite3 says it.
+type incompleteError struct{ err error }
+
+func (e *incompleteError) Error() string {
+	return "parse error: incomplete input: " + strings.TrimPrefix(e.err.Error(), db.ErrIncomplete.Error()+": ")
+}
+
+func (e *incompleteError) Unwrap() error { return e.err }
 
 // splitComplete splits the text typed so far into statements, and reports
 // whether it is complete: its last statement ends with ';' outside any
@@ -408,21 +644,212 @@ func (sh *shell) statementContext(ctx context.Context) (context.Context, context
 	}
 }
 
-// run sends one statement: as a query, and as a write when the node says
-// the query would change the database.
+// discarded says that n statements of a transaction were dropped.
+func discarded(n int) string {
+	if n == 1 {
+		return "its 1 statement was discarded"
+	}
+	return "its " + plural(n, "statement") + " were discarded"
+}
+
+// statement runs one statement typed at line: BEGIN, COMMIT and ROLLBACK
+// open and close the shell's transaction, a statement in a transaction is
+// collected, any other is run.
+func (sh *shell) statement(ctx context.Context, stmt string, line int) error {
+	switch txnControl(stmt) {
+	case "begin":
+		if sh.txn != nil {
+			return fmt.Errorf("cannot start a transaction within a transaction (the one begun at line %d is open: COMMIT or ROLLBACK it)", sh.txn.line)
+		}
+		sh.txn = &transaction{line: line}
+		return nil
+	case "commit":
+		if sh.txn == nil {
+			return errors.New("cannot commit: no transaction is active")
+		}
+		t := sh.txn
+		sh.txn = nil
+		return sh.commit(ctx, t)
+	case "rollback":
+		if sh.txn == nil {
+			return errors.New("cannot rollback: no transaction is active")
+		}
+		sh.txn = nil
+		return nil
+	}
+	if sh.txn != nil {
+		sh.txn.stmts = append(sh.txn.stmts, txnStmt{sql: stmt, line: line})
+		return nil
+	}
+	return sh.run(ctx, stmt)
+}
+
+// txnControl says whether stmt begins, commits or rolls back a transaction
+// ("begin", "commit", "rollback"), or "" for any other statement
+// (ROLLBACK TO a savepoint is another statement).
+func txnControl(stmt string) string {
+	words := strings.Fields(strings.ToUpper(strings.TrimSuffix(strings.TrimSpace(stripComments(stmt)), ";")))
+	if len(words) == 0 {
+		return ""
+	}
+	switch words[0] {
+	case "BEGIN":
+		return "begin"
+	case "COMMIT", "END":
+		return "commit"
+	case "ROLLBACK":
+		for _, w := range words[1:] {
+			if w == "TO" {
+				return ""
+			}
+		}
+		return "rollback"
+	}
+	return ""
+}
+
+// stripComments returns SQL text without its comments ("--" to the end of
+// the line, /* … */), strings and quoted names kept as they are.
+func stripComments(sql string) string {
+	var b strings.Builder
+	var quote byte
+	for i := 0; i < len(sql); i++ {
+		c := sql[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"' || c == '`':
+			quote = c
+		case c == '[':
+			quote = ']'
+		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+			for i < len(sql) && sql[i] != '\n' {
+				i++
+			}
+			b.WriteByte(' ')
+			continue
+		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
+			end := strings.Index(sql[i+2:], "*/")
+			if end < 0 {
+				return b.String()
+			}
+			i += end + 3
+			b.WriteByte(' ')
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// commit sends a transaction's statements as one all-or-nothing request
+// (POST /db/request?transaction, to where writes go) and prints each
+// statement's result: the rows it returned, or what it changed.
+func (sh *shell) commit(ctx context.Context, t *transaction) error {
+	if len(t.stmts) == 0 {
+		return nil
+	}
+	ctx, cancel := sh.statementContext(ctx)
+	defer cancel()
+	stmts := make([]client.Statement, len(t.stmts))
+	for i, st := range t.stmts {
+		stmts[i] = client.Statement{SQL: st.sql}
+	}
+	begin := time.Now()
+	var resp *client.DBResponse
+	var w *client.Client
+	var err error
+	for range 3 {
+		w = sh.writer(ctx)
+		resp, err = w.DBRequest(ctx, client.DBOptions{Transaction: true}, stmts...)
+		if err == nil || !sh.remaster(ctx, w, err) {
+			break
+		}
+	}
+	elapsed := time.Since(begin)
+	var se *client.StatusError
+	switch {
+	case errors.As(err, &se) || connRefused(err):
+		return fmt.Errorf("the transaction was not committed: %w", nodeError(w.URL, err))
+	case err != nil:
+		// Sent, and no answer: the master may have committed it.
+		return fmt.Errorf("the transaction's outcome is unknown (it may have been committed; look before sending it again): %w", nodeError(w.URL, err))
+	}
+	if resp.Error != "" {
+		return fmt.Errorf("the transaction was not committed, nothing of it was applied: %s", resp.Error)
+	}
+	for i, r := range resp.Results {
+		if r.Error != "" {
+			st := t.stmts[min(i, len(t.stmts)-1)]
+			return &lineError{line: st.line, err: fmt.Errorf("statement %d of the transaction: %s; the transaction was rolled back: nothing of it was applied", i+1, r.Error)}
+		}
+	}
+	sh.wrote(w, resp.Index)
+	if sh.mode == modeJSON {
+		if err := writeJSON(sh.out, resp); err != nil {
+			return err
+		}
+	} else {
+		for _, r := range resp.Results {
+			if err := writeStatementResult(sh.out, r, sh.mode); err != nil {
+				return err
+			}
+		}
+		if sh.mode == modeTable {
+			fmt.Fprintf(sh.out, "COMMIT: %s in one transaction, index %d\n", plural(len(t.stmts), "statement"), resp.Index)
+		}
+	}
+	if sh.timer {
+		fmt.Fprintf(sh.out, "time: %s\n", elapsed.Round(time.Microsecond))
+	}
+	return nil
+}
+
+// writeStatementResult prints one statement's result of a /db/* answer:
+// its rows, or (in table mode) what it changed.
+func writeStatementResult(w io.Writer, r client.DBResult, mode outputMode) error {
+	if len(r.Columns) > 0 {
+		return writeResult(w, &client.SeedResponse{Columns: r.Columns, Types: r.Types, Values: r.Values}, mode, false)
+	}
+	if mode != modeTable {
+		return nil
+	}
+	msg := "OK: " + plural(int(r.RowsAffected), "row") + " affected"
+	if r.LastInsertID != 0 {
+		msg += ", last insert id " + strconv.FormatInt(r.LastInsertID, 10)
+	}
+	_, err := fmt.Fprintln(w, msg)
+	return err
+}
+
+// run sends one statement: as a query to the node, and as a write (to
+// where writes go) when the node says the query would change the
+// database.
 func (sh *shell) run(ctx context.Context, stmt string) error {
 	ctx, cancel := sh.statementContext(ctx)
 	defer cancel()
 	start := time.Now()
-	resp, err := sh.c.Query(ctx, stmt)
+	target := sh.c
+	resp, err := sh.query(ctx, stmt)
 	write := false
 	if isWriteInQuery(err) {
 		write = true
-		resp, err = sh.c.Exec(ctx, stmt)
+		for range 3 {
+			target = sh.writer(ctx)
+			resp, err = target.Exec(ctx, stmt)
+			if err == nil || !sh.remaster(ctx, target, err) {
+				break
+			}
+		}
+		if err == nil {
+			sh.wrote(target, resp.Index)
+		}
 	}
 	elapsed := time.Since(start)
 	if err != nil {
-		return nodeError(sh.c.URL, err)
+		return nodeError(target.URL, err)
 	}
 	if err := writeResult(sh.out, resp, sh.mode, write); err != nil {
 		return err
@@ -497,13 +924,19 @@ func (sh *shell) dot(ctx context.Context, line string) (quit bool, err error) {
 		if len(args) != 1 {
 			return false, errors.New("usage: .read FILE")
 		}
+		if sh.txn != nil {
+			return false, errors.New(".read runs its own transactions: COMMIT or ROLLBACK the open one first")
+		}
 		text, err := os.ReadFile(args[0])
 		if err != nil {
 			return false, err
 		}
 		// Not bound by the statement timeout: a load may take long.
-		l := &loader{c: sh.c, out: sh.out, progress: sh.out, chunk: 1000, chunkBytes: 4 << 20}
-		return false, l.load(ctx, args[0], string(text), 1)
+		w := sh.writer(ctx)
+		l := &loader{c: w, out: sh.out, progress: sh.out, chunk: 1000, chunkBytes: 4 << 20}
+		err = l.load(ctx, args[0], string(text), 1)
+		sh.wrote(w, l.index)
+		return false, err
 	case ".backup":
 		if len(args) != 1 {
 			return false, errors.New("usage: .backup FILE (a SQLite file of this node's database)")
@@ -516,16 +949,22 @@ func (sh *shell) dot(ctx context.Context, line string) (quit bool, err error) {
 		if len(args) != 1 {
 			return false, errors.New("usage: .restore FILE (replaces the cluster's database with a backup)")
 		}
-		return false, restoreFrom(ctx, sh.c, args[0], sh.out, sh.errOut)
+		if sh.txn != nil {
+			return false, errors.New(".restore replaces the database: COMMIT or ROLLBACK the open transaction first")
+		}
+		// A new history, whose indexes are not comparable with the
+		// token's.
+		sh.token = 0
+		return false, restoreFrom(ctx, sh.writer(ctx), args[0], sh.out, sh.errOut)
 	}
 	ctx, cancel := sh.statementContext(ctx)
 	defer cancel()
 	switch cmd {
 	case ".tables":
-		if err := argc(0); err != nil {
+		if err := argc(1); err != nil {
 			return false, err
 		}
-		return false, sh.tables(ctx)
+		return false, sh.tables(ctx, args)
 	case ".schema":
 		if err := argc(1); err != nil {
 			return false, err
@@ -562,8 +1001,22 @@ func (sh *shell) dump(ctx context.Context, tables []string) error {
 	return err
 }
 
-func (sh *shell) tables(ctx context.Context) error {
-	resp, err := sh.c.Query(ctx, `SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND `+notInternal+` ORDER BY name`)
+// query runs a read on the node once it has applied the shell's last
+// write.
+func (sh *shell) query(ctx context.Context, sql string, params ...any) (*client.SeedResponse, error) {
+	return sh.c.Seed(ctx, client.SeedRequest{Command: "query", Query: sql, Params: params, MinIndex: sh.token})
+}
+
+// tables lists the tables and views, those whose names match a LIKE
+// pattern when one is given (as sqlite3's .tables).
+func (sh *shell) tables(ctx context.Context, pattern []string) error {
+	q := `SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND ` + notInternal
+	var params []any
+	if len(pattern) == 1 {
+		q += ` AND name LIKE ?1`
+		params = append(params, pattern[0])
+	}
+	resp, err := sh.query(ctx, q+` ORDER BY name`, params...)
 	if err != nil {
 		return nodeError(sh.c.URL, err)
 	}
@@ -584,7 +1037,7 @@ func (sh *shell) schema(ctx context.Context, args []string) error {
 		params = append(params, args[0])
 	}
 	q += ` ORDER BY tbl_name, CASE type WHEN 'table' THEN 0 WHEN 'view' THEN 1 WHEN 'index' THEN 2 ELSE 3 END, name`
-	resp, err := sh.c.Query(ctx, q, params...)
+	resp, err := sh.query(ctx, q, params...)
 	if err != nil {
 		return nodeError(sh.c.URL, err)
 	}
@@ -607,7 +1060,7 @@ func (sh *shell) indexes(ctx context.Context, args []string) error {
 		q += ` AND tbl_name = ?1 COLLATE NOCASE`
 		params = append(params, args[0])
 	}
-	resp, err := sh.c.Query(ctx, q+` ORDER BY tbl_name, name`, params...)
+	resp, err := sh.query(ctx, q+` ORDER BY tbl_name, name`, params...)
 	if err != nil {
 		return nodeError(sh.c.URL, err)
 	}

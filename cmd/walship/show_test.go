@@ -191,3 +191,26 @@ func TestTableChecksum(t *testing.T) {
 		t.Fatal("other column names have the same checksum")
 	}
 }
+
+// A BLOB prints one way everywhere people read it: as SQLite's literal in
+// the tables of query and the shell, and in show.
+func TestBlobsShownOneWay(t *testing.T) {
+	m, _ := mustStartCluster(t, 0)
+	mustExec(t, m.URL(), "CREATE TABLE b (id INTEGER PRIMARY KEY, data BLOB)")
+	mustExec(t, m.URL(), "INSERT INTO b VALUES (1, x'00ff10'), (2, NULL)")
+	ctx := context.Background()
+	var out, errOut bytes.Buffer
+	if err := Run(ctx, []string{"query", "--node", m.URL(), "--format", "table", "SELECT data FROM b ORDER BY id"}, &out, &errOut); err != nil ||
+		out.String() != " data\n-----------\n X'00FF10'\n NULL\n(2 rows)\n" {
+		t.Fatalf("query: %v\n%q", err, out.String())
+	}
+	out.Reset()
+	if err := runShell(ctx, []string{"--history", "", m.URL()}, strings.NewReader("SELECT data FROM b WHERE id = 1;\n"), &out, &errOut); err != nil ||
+		out.String() != " data\n-----------\n X'00FF10'\n(1 row)\n" {
+		t.Fatalf("shell: %v\n%q", err, out.String())
+	}
+	out.Reset()
+	if err := Run(ctx, []string{"show", "--nodes", m.URL(), "b"}, &out, &errOut); err != nil || !strings.Contains(out.String(), "X'00FF10'") {
+		t.Fatalf("show: %v\n%s", err, out.String())
+	}
+}

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -192,6 +197,9 @@ func probeNode(ctx context.Context, rem *remote, u string, timeout time.Duration
 	c := rem.client(u, timeout)
 	doc, err := c.Status(ctx)
 	if err != nil {
+		if foreignAnswer(err) {
+			return probed{key: u, err: notWalship(ctx, rem, u, "/status", "")}
+		}
 		return probed{key: u, err: nodeError(u, err)}
 	}
 	var self struct {
@@ -211,14 +219,80 @@ func probeNode(ctx context.Context, rem *remote, u string, timeout time.Duration
 	if self.Log == nil {
 		// A node whose /status lacks its log's status: ask for it.
 		if self.Log, err = c.LogStatus(ctx); err != nil {
+			if foreignAnswer(err) {
+				return probed{key: u, err: notWalship(ctx, rem, u, "/log/status", "GET /status with JSON without walship's fields (node, log), and ")}
+			}
 			return probed{key: u, err: nodeError(u, err)}
 		}
+	}
+	if r := self.Log.Role; r != "master" && r != "slave" {
+		return probed{key: u, err: fmt.Errorf("not a walship node: %s answers GET /status with JSON that names no walship role (master or slave)", u)}
 	}
 	p := probed{key: u, st: self.Log}
 	if self.Node.APIAddr != "" {
 		p.key = nodeURL(self.Node.APIAddr) + " " + self.Node.ID
 	}
 	return p
+}
+
+// foreignAnswer reports whether err, the error of a request to a node for
+// JSON, says that what answered is not a walship node: an answer that is
+// not JSON (a web server's page), or a 404 with a body that is not
+// walship's error, for a path every walship node serves.
+func foreignAnswer(err error) bool {
+	var se *client.StatusError
+	var ue *url.Error
+	switch {
+	case errors.As(err, &se):
+		return se.Status == http.StatusNotFound || looksLikePage(se.Msg)
+	case errors.As(err, &ue), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false // no answer, or a cut one
+	}
+	return true // an answer that does not decode as walship's JSON
+}
+
+// looksLikePage reports whether an answer's body is markup (HTML, XML).
+func looksLikePage(body string) bool {
+	return strings.HasPrefix(strings.TrimSpace(body), "<")
+}
+
+// htmlTitle is a page's <title>.
+var htmlTitle = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
+
+// notWalship is the error for u, which answered GET path with something
+// that is not walship's: it asks again to say what (a page and its title,
+// other JSON, text), never printing the page. before is what u answered
+// before, if anything.
+func notWalship(ctx context.Context, rem *remote, u, path, before string) error {
+	what := "GET " + path + " with an answer that is not walship's"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+path, nil)
+	if err == nil {
+		resp, err := (&http.Client{Transport: rem.transport()}).Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+			what = "GET " + path + " with "
+			switch {
+			case mt == "text/html" || looksLikePage(string(body)):
+				what += "an HTML page"
+				if m := htmlTitle.FindSubmatch(body); m != nil {
+					if title := strings.Join(strings.Fields(string(m[1])), " "); title != "" {
+						what += " titled " + strconv.Quote(truncate(title, 80))
+					}
+				}
+			case json.Valid(body):
+				what += "JSON that is not walship's"
+			case len(bytes.TrimSpace(body)) == 0:
+				what += "an empty body"
+			default:
+				line, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
+				what += "text " + strconv.Quote(truncate(escapeControl(line), 80))
+			}
+			what += " (" + resp.Status + ")"
+		}
+	}
+	return fmt.Errorf("not a walship node: %s answers %s%s", u, before, what)
 }
 
 // member is a node 'walship status' learned of.

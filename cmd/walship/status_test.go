@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -333,4 +337,52 @@ func tableRows(out string) map[string][]string {
 		rows[cells[0]] = cells
 	}
 	return rows
+}
+
+// status pointed at something that is not a walship node says so, and
+// what answered, without printing its page.
+func TestStatusNotWalship(t *testing.T) {
+	page := "<!DOCTYPE html>\n<html><head><title>\n  Welcome to nginx!\n</title></head><body><h1>Welcome</h1>" + strings.Repeat("<p>text</p>", 100) + "</body></html>\n"
+	serve := func(h http.HandlerFunc) string {
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	web := serve(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, page)
+	})
+	missing := serve(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, "<html><head><title>404 Not Found</title></head><body>"+strings.Repeat("x", 500)+"</body></html>")
+	})
+	otherJSON := serve(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/status" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"node":{"start_time":"2024-01-01T00:00:00Z"},"store":{}}`)
+	})
+	jsonEverywhere := serve(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true}`)
+	})
+	text := serve(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello\nworld\n") })
+	for _, tc := range []struct{ url, want string }{
+		{web, "not a walship node: " + web + ` answers GET /status with an HTML page titled "Welcome to nginx!" (200 OK)`},
+		{missing, "not a walship node: " + missing + ` answers GET /status with an HTML page titled "404 Not Found" (404 Not Found)`},
+		{otherJSON, "not a walship node: " + otherJSON + " answers GET /status with JSON without walship's fields (node, log), and GET /log/status with text \"404 page not found\" (404 Not Found)"},
+		{jsonEverywhere, "not a walship node: " + jsonEverywhere + " answers GET /status with JSON that names no walship role (master or slave)"},
+		{text, "not a walship node: " + text + ` answers GET /status with text "hello" (200 OK)`},
+	} {
+		out, err := statusOf(t, tc.url)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("status %s: %v\nwant %s", tc.url, err, tc.want)
+		}
+		if out != "" || strings.Contains(fmt.Sprint(err), "<") {
+			t.Errorf("status %s printed the page: %q %v", tc.url, out, err)
+		}
+	}
 }

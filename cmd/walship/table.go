@@ -4,7 +4,9 @@ package main
 // JSON and CSV. The shell, exec/query and show share it.
 
 import (
+	"encoding/base64"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -119,8 +121,9 @@ func renderTable(header []string, rows [][]string, right []bool) []string {
 
 // cellText returns how a value of a seed answer prints in a table: NULL
 // for null, numbers as the node sent them, text with its control
-// characters escaped so that a row stays on one line. BLOBs arrive as
-// base64 text and print as such.
+// characters escaped so that a row stays on one line, a BLOB sent as an
+// array of byte values as SQLite's literal X'…' (blobCell reads the
+// base64 text a seed answer holds for a BLOB).
 func cellText(v any) string {
 	switch x := v.(type) {
 	case nil:
@@ -133,6 +136,10 @@ func cellText(v any) string {
 		return strconv.FormatBool(x)
 	case float64:
 		return strconv.FormatFloat(x, 'g', -1, 64)
+	case []any:
+		if b, ok := byteArray(x); ok {
+			return blobLiteral(b)
+		}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -156,6 +163,56 @@ func escapeControl(s string) string {
 		b.WriteString(q[1 : len(q)-1])
 	}
 	return b.String()
+}
+
+// blobLiteral is how a BLOB prints everywhere (tables, CSV, walship
+// show): SQLite's literal, X'00FF', as its quote() gives it.
+func blobLiteral(b []byte) string {
+	return "X'" + strings.ToUpper(hex.EncodeToString(b)) + "'"
+}
+
+// byteArray reads an array of byte values (0..255), the form a BLOB takes
+// as a parameter, and in an answer asked for with blob_array.
+func byteArray(a []any) ([]byte, bool) {
+	b := make([]byte, len(a))
+	for i, e := range a {
+		n, ok := e.(json.Number)
+		if !ok {
+			return nil, false
+		}
+		k, err := strconv.ParseUint(string(n), 10, 8)
+		if err != nil {
+			return nil, false
+		}
+		b[i] = byte(k)
+	}
+	return b, true
+}
+
+// blobColumns marks the columns of an answer that hold BLOBs by their
+// type: a declared type that names BLOB (SQLite's rule for BLOB
+// affinity), or "blob" for an expression whose first value is one. A seed
+// answer sends a BLOB as base64 text, which alone cannot be told from
+// text: a BLOB in a column of another type (SQLite lets any column hold
+// one) still prints as that text.
+func blobColumns(types []string, ncol int) []bool {
+	blob := make([]bool, ncol)
+	for i := range blob {
+		blob[i] = i < len(types) && strings.Contains(strings.ToLower(types[i]), "blob")
+	}
+	return blob
+}
+
+// blobCell returns how v prints in a column of BLOBs: the base64 text of a
+// seed answer as X'…'; a value that is not base64 (text stored in a BLOB
+// column) as cellText prints it.
+func blobCell(v any) string {
+	if s, ok := v.(string); ok {
+		if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+			return blobLiteral(b)
+		}
+	}
+	return cellText(v)
 }
 
 // csvText returns a value's CSV field: empty for null.
@@ -197,11 +254,16 @@ func numericColumns(ncol int, values [][]any) []bool {
 
 // writeRows prints an answer's rows as an aligned table with a row count.
 func writeRows(w io.Writer, resp *client.SeedResponse) error {
+	blob := blobColumns(resp.Types, len(resp.Columns))
 	rows := make([][]string, len(resp.Values))
 	for i, row := range resp.Values {
 		cells := make([]string, len(row))
 		for j, v := range row {
-			cells[j] = cellText(v)
+			if j < len(blob) && blob[j] {
+				cells[j] = blobCell(v)
+			} else {
+				cells[j] = cellText(v)
+			}
 		}
 		rows[i] = cells
 	}
@@ -229,10 +291,15 @@ func writeCSV(w io.Writer, resp *client.SeedResponse) error {
 	if err := cw.Write(resp.Columns); err != nil {
 		return err
 	}
+	blob := blobColumns(resp.Types, len(resp.Columns))
 	for _, row := range resp.Values {
 		rec := make([]string, len(row))
 		for i, v := range row {
-			rec[i] = csvText(v)
+			if i < len(blob) && blob[i] && v != nil {
+				rec[i] = blobCell(v)
+			} else {
+				rec[i] = csvText(v)
+			}
 		}
 		if err := cw.Write(rec); err != nil {
 			return err

@@ -36,7 +36,8 @@ func TestCellText(t *testing.T) {
 		{"plain", "plain"},
 		{"two\nlines\tand\x1b", `two\nlines\tand\x1b`},
 		{true, "true"},
-		{[]any{json.Number("1")}, "[1]"},
+		{[]any{json.Number("1"), json.Number("255")}, "X'01FF'"}, // a BLOB as an array of byte values
+		{[]any{json.Number("256")}, "[256]"},
 	} {
 		if got := cellText(tc.v); got != tc.want {
 			t.Errorf("cellText(%#v) = %q, want %q", tc.v, got, tc.want)
@@ -52,6 +53,8 @@ func TestWriteResult(t *testing.T) {
 	query := &client.SeedResponse{Columns: []string{"id", "note"}, Types: []string{"integer", "text"},
 		Values: [][]any{{json.Number("1"), "a,b"}, {json.Number("2"), nil}}, Index: 7}
 	write := &client.SeedResponse{RowsAffected: &one, LastInsertID: &three, Index: 8}
+	blobs := &client.SeedResponse{Columns: []string{"b", "t"}, Types: []string{"BLOB", "text"},
+		Values: [][]any{{"AP8=", "AP8="}, {"", "x"}, {"not b64!", nil}, {nil, nil}}}
 	for _, tc := range []struct {
 		resp *client.SeedResponse
 		mode outputMode
@@ -63,6 +66,10 @@ func TestWriteResult(t *testing.T) {
 		{write, modeTable, true, "OK: 1 row affected, last insert id 3, index 8\n"},
 		{write, modeCSV, true, ""},
 		{&client.SeedResponse{Columns: []string{"x"}}, modeTable, false, " x\n---\n(0 rows)\n"},
+		// BLOBs, base64 in a seed answer, print as X'…' in a column whose
+		// type says BLOB; text in such a column that is not base64 stays.
+		{blobs, modeTable, false, " b        | t\n----------+------\n X'00FF'  | AP8=\n X''      | x\n not b64! | NULL\n NULL     | NULL\n(4 rows)\n"},
+		{blobs, modeCSV, false, "b,t\nX'00FF',AP8=\nX'',x\nnot b64!,\n,\n"},
 	} {
 		var b bytes.Buffer
 		if err := writeResult(&b, tc.resp, tc.mode, tc.exec); err != nil {
