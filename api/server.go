@@ -161,6 +161,7 @@ func (s *Server) Open() error {
 	s.registerLoadRoutes(r)
 	s.registerVerifyRoutes(r)
 	s.registerRoleRoutes(r)
+	s.registerConsoleRoutes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
