@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/walship/walship/auth"
+	"github.com/walship/walship/console"
 )
 
 // routePerms are the permissions each endpoint needs (rqlite's, and
@@ -25,6 +27,8 @@ var routePerms = map[string][]auth.Perm{
 	"/db/verify":    {auth.PermStatus},
 	"/log/entries":  {auth.PermReplicate},
 	"/log/status":   {auth.PermStatus},
+	"/log/recent":   {auth.PermStatus},
+	"/log/cluster":  {auth.PermStatus},
 	"/status":       {auth.PermStatus},
 	"/nodes":        {auth.PermStatus},
 	"/metrics":      {auth.PermStatus},
@@ -47,6 +51,14 @@ func (s *Server) withAuth(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == console.Prefix || strings.HasPrefix(r.URL.Path, console.Prefix+"/") {
+			// The console's files hold no data, and its sign-in form must
+			// load: served to anyone, without a challenge (which would
+			// open the browser's own login dialog). Every request the
+			// console makes is checked as any other.
+			next.ServeHTTP(w, r)
+			return
+		}
 		// As rqlite: the challenge on every answer once auth is on.
 		w.Header().Set("WWW-Authenticate", authRealm)
 		perms, listed := routePerms[r.URL.Path]

@@ -178,6 +178,7 @@ func (s *Server) Open() error {
 	s.registerVerifyRoutes(r)
 	s.registerRoleRoutes(r)
 	s.registerRemoveRoutes(r)
+	s.registerConsoleRoutes(r)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})

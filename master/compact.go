@@ -21,6 +21,16 @@ func (m *Master) compacts() bool {
 	return m.cfg.Snapshots != nil && m.policy().Bounds()
 }
 
+// Retention returns the bounds the master keeps its log within; the zero
+// Policy when it does not bound it (no cap, or no snapshots to cover what
+// it would remove).
+func (m *Master) Retention() retention.Policy {
+	if !m.compacts() {
+		return retention.Policy{}
+	}
+	return m.policy()
+}
+
 // compactLoop checks the log against the retention every CompactEvery,
 // until Close.
 func (m *Master) compactLoop() {

@@ -132,6 +132,15 @@ func (s *Slave) FeedServer() *feed.Feed { return s.feed }
 // Log returns the slave's log, nil when it keeps none.
 func (s *Slave) Log() *wal.Log { return s.log }
 
+// Retention returns the bounds the slave keeps its log within; the zero
+// Policy when it does not bound it (no log, no cap, or no snapshots).
+func (s *Slave) Retention() retention.Policy {
+	if s.log == nil || s.cfg.Snapshots == nil || !s.cfg.Retention.Bounds() {
+		return retention.Policy{}
+	}
+	return s.cfg.Retention
+}
+
 // compactLoop bounds the slave's log by Config.Retention every
 // CompactEvery, until Close.
 func (s *Slave) compactLoop() {

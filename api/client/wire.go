@@ -281,6 +281,119 @@ type VerifyResponse struct {
 	Sums        map[string]string `json:"sums,omitempty"`
 }
 
+// NodeStatus is the part of GET /status that names a node: its id,
+// role and advertised URL, and its log's status.
+type NodeStatus struct {
+	Node struct {
+		ID      string `json:"id"`
+		Role    string `json:"role"`
+		APIAddr string `json:"api_addr"`
+	} `json:"node"`
+	Log *LogStatus `json:"log"`
+}
+
+// ClusterStatus is the body of GET /log/cluster: every node the answering
+// node learns of (the followers each node lists, the node each slave
+// follows), the master first. The web console draws it.
+type ClusterStatus struct {
+	// Node is the answering node's URL.
+	Node string `json:"node"`
+	// Master is the master's URL, empty when no node leads to one; LogID,
+	// Epoch and LastIndex are its log's (its slaves' view of it when it
+	// does not answer).
+	Master     string        `json:"master,omitempty"`
+	LogID      string        `json:"log_id,omitempty"`
+	Epoch      uint64        `json:"epoch,omitempty"`
+	FirstIndex uint64        `json:"first_index"`
+	LastIndex  uint64        `json:"last_index"`
+	Nodes      []ClusterNode `json:"nodes"`
+}
+
+// ClusterNode is one node of GET /log/cluster: its own status when it
+// answers, the view of the node that lists it as a follower otherwise.
+type ClusterNode struct {
+	ID   string `json:"id"`
+	Role string `json:"role"` // master, slave; node when neither is known
+	URL  string `json:"url"`
+	// State is "ok" for a master that takes writes, else its State*; a
+	// slave's State*; "unreachable" for a node that did not answer.
+	State        string `json:"state"`
+	Error        string `json:"error,omitempty"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// LagEntries is the master's last index less the node's applied
+	// one; BehindSeconds how long ago the master took the oldest entry
+	// the node has not applied (0 when caught up). Absent when unknown.
+	LagEntries    *uint64  `json:"lag_entries,omitempty"`
+	BehindSeconds *float64 `json:"behind_seconds,omitempty"`
+	// LastSeenSeconds is how long ago the node last pulled the log of
+	// the node it follows, as that node says.
+	LastSeenSeconds *float64 `json:"last_seen_seconds,omitempty"`
+	// Epoch is the epoch of the node's log (a master's, or a slave's
+	// that keeps one).
+	Epoch uint64 `json:"epoch,omitempty"`
+	// Upstream is the URL a slave pulls from.
+	Upstream string `json:"upstream,omitempty"`
+	// Self marks the node that answered.
+	Self bool `json:"self,omitempty"`
+}
+
+// RecentEntries is the body of GET /log/recent: the latest entries of the
+// node's log (the master's, or the one a slave keeps), decoded, and the
+// log's bounds and retention.
+type RecentEntries struct {
+	Role        string        `json:"role"`
+	LogID       string        `json:"log_id"`
+	Epoch       uint64        `json:"epoch"`
+	FirstIndex  uint64        `json:"first_index"`
+	LastIndex   uint64        `json:"last_index"`
+	LogBytes    int64         `json:"log_bytes"`
+	LogSegments int           `json:"log_segments"`
+	Retention   Retention     `json:"retention"`
+	Entries     []RecentEntry `json:"entries"`
+}
+
+// Retention is how much log a node keeps: at most Entries entries, Bytes
+// bytes of log files, entries For long (a Go duration); zero or empty is
+// no cap, and all three empty mean the log is not bounded.
+type Retention struct {
+	Entries uint64 `json:"entries,omitempty"`
+	Bytes   int64  `json:"bytes,omitempty"`
+	For     string `json:"for,omitempty"`
+}
+
+// RecentEntry is one log entry of GET /log/recent. Statements holds at
+// most RecentMaxStatements of the entry's StatementCount statements, each
+// SQL text cut at RecentMaxSQL bytes (SQLTruncated says so).
+type RecentEntry struct {
+	Index uint64 `json:"index"`
+	Epoch uint64 `json:"epoch"`
+	// Time is when the master took the write, RFC 3339 in UTC with
+	// milliseconds.
+	Time string `json:"time"`
+	Txn  bool   `json:"txn,omitempty"`
+	// Check is "marker" or "result of N" for a replica check's entry.
+	Check          string            `json:"check,omitempty"`
+	StatementCount int               `json:"statement_count"`
+	Statements     []RecentStatement `json:"statements"`
+}
+
+// RecentStatement is one statement of a RecentEntry. Params, if any, are
+// an array of positional values or an object of named ones, as rqlite's
+// requests carry them; a BLOB is an SQL hex literal (x'…').
+type RecentStatement struct {
+	SQL          string `json:"sql"`
+	SQLTruncated bool   `json:"sql_truncated,omitempty"`
+	Params       any    `json:"params,omitempty"`
+}
+
+// Bounds of GET /log/recent's answer.
+const (
+	RecentDefault       = 20   // entries when n is not given
+	RecentMax           = 1000 // the most entries n may ask for
+	RecentMaxStatements = 50
+	RecentMaxSQL        = 4096
+)
+
 // Slave states.
 const (
 	StateCatchingUp   = "catching_up"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -369,7 +370,9 @@ func (n *Node) announce(epoch uint64, targets []string) {
 		}
 		var wg sync.WaitGroup
 		var mu sync.Mutex
-		for t := range pending {
+		// The goroutines delete from pending: range over its keys, not
+		// over the map they change.
+		for _, t := range slices.Collect(maps.Keys(pending)) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
