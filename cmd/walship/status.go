@@ -23,13 +23,15 @@ import (
 	"github.com/walship/walship/api/client"
 )
 
-const statusSynopsis = `walship status [--node URL] [--json] [URL]
+const statusSynopsis = `walship status [--node URL] [--json] [URL…]
 
 The replication tree at a glance: the master, the slaves that pull its log,
 and under each slave the slaves that pull from it (a slave may follow
 another slave). URL is any node (default --node, else --master); a slave
 leads to its master, hop by hop. Every node the command learns of is shown:
-the followers each node lists, and the node each slave says it follows.
+the followers each node lists, the node each slave says it follows, and
+every further URL given (a slave its master does not list, or one that
+follows another master, is shown and counts for the exit status).
 
   NODE      the node, drawn under the node it pulls from
   APPLIED   the last log index the node applied
@@ -104,10 +106,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if len(pos) > 1 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(pos[1:], " "))
-	}
-	// The argument, then --node, then --master; a flag on the command
+	// The first argument, then --node, then --master; a flag on the command
 	// line wins over one from the environment.
 	onLine := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { onLine[f.Name] = true })
@@ -115,10 +114,16 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *node != "" && (onLine["node"] || !onLine["master"]) {
 		target = *node
 	}
-	if len(pos) == 1 {
+	var more []string
+	if len(pos) >= 1 {
 		target = pos[0]
+		// More nodes named: each is shown, in the tree or apart from it,
+		// and counts for the exit status.
+		for _, u := range pos[1:] {
+			more = append(more, nodeURL(u))
+		}
 	}
-	cs, err := collectStatus(ctx, rem, nodeURL(target), *timeout, time.Now)
+	cs, err := collectStatus(ctx, rem, nodeURL(target), *timeout, time.Now, more...)
 	if err != nil {
 		return err
 	}
@@ -354,7 +359,7 @@ type replicationTree struct {
 
 // discover learns of every node reachable from the node at start, asking
 // each once, a wave of nodes at a time (each wave at once).
-func discover(ctx context.Context, probe func(string) probed, start string) (*replicationTree, error) {
+func discover(ctx context.Context, probe func(string) probed, start string, more ...string) (*replicationTree, error) {
 	t := &replicationTree{byKey: map[string]*member{}, byURL: map[string]*member{}}
 	type pending struct {
 		url string
@@ -362,6 +367,9 @@ func discover(ctx context.Context, probe func(string) probed, start string) (*re
 		sl  client.SlaveStatus
 	}
 	wave := []pending{{url: start}}
+	for _, u := range more {
+		wave = append(wave, pending{url: u})
+	}
 	for len(wave) > 0 {
 		var ask []string
 		for _, p := range wave {
@@ -527,8 +535,8 @@ func (t *replicationTree) place(root *member) []*member {
 
 // collectStatus asks the node at target, the node it follows and so on up
 // to the master, and every node that follows a node asked, down the tree.
-func collectStatus(ctx context.Context, rem *remote, target string, timeout time.Duration, now func() time.Time) (*clusterStatus, error) {
-	t, err := discover(ctx, func(u string) probed { return probeNode(ctx, rem, u, timeout) }, target)
+func collectStatus(ctx context.Context, rem *remote, target string, timeout time.Duration, now func() time.Time, more ...string) (*clusterStatus, error) {
+	t, err := discover(ctx, func(u string) probed { return probeNode(ctx, rem, u, timeout) }, target, more...)
 	if err != nil {
 		return nil, err
 	}

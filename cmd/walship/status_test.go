@@ -386,3 +386,21 @@ func TestStatusNotWalship(t *testing.T) {
 		}
 	}
 }
+
+// Every node named on the command line is shown and counts: a slave of
+// another master, named after this cluster's master, makes status list
+// it and exit 1, where the master alone is healthy.
+func TestStatusNamedNodes(t *testing.T) {
+	m, _ := mustStartCluster(t, 1)
+	other, others := mustStartCluster(t, 1)
+	stray := others[0]
+	statusWhen(t, m.URL(), allStreaming(1))
+	statusWhen(t, other.URL(), allStreaming(1))
+	if out, err := statusOf(t, m.URL()); err != nil {
+		t.Fatalf("the cluster alone: %v\n%s", err, out)
+	}
+	out, err := statusOf(t, m.URL(), stray.URL())
+	if err == nil || !strings.Contains(out, stray.URL()) || !strings.Contains(out, other.URL()) {
+		t.Fatalf("a slave of another master named: %v\n%s", err, out)
+	}
+}
