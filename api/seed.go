@@ -54,7 +54,7 @@ func (s *Server) handleSeed(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		resp, err = s.seedQuery(r, stmts)
+		resp, err = s.seedQuery(r, stmts, req.BlobArray)
 	} else {
 		resp, err = s.seedExec(r, req, stmts, noFK)
 	}
@@ -252,7 +252,7 @@ func jsonValue(v any) (wal.Value, error) {
 	return wal.Value{}, fmt.Errorf("unsupported parameter type %T; use a number, string, null, boolean or array of bytes", v)
 }
 
-func (s *Server) seedQuery(r *http.Request, stmts []wal.Statement) (*client.SeedResponse, error) {
+func (s *Server) seedQuery(r *http.Request, stmts []wal.Statement, blobArray bool) (*client.SeedResponse, error) {
 	index := s.db().AppliedIndex()
 	ctx, cancel := s.queryContext(r.Context(), 0)
 	defer cancel()
@@ -265,7 +265,7 @@ func (s *Server) seedQuery(r *http.Request, stmts []wal.Statement) (*client.Seed
 	}
 	resp := &client.SeedResponse{Index: index}
 	if len(results) > 0 {
-		fillRows(resp, results[len(results)-1])
+		fillRows(resp, results[len(results)-1], blobArray)
 	}
 	return resp, nil
 }
@@ -292,7 +292,7 @@ func (s *Server) seedExec(r *http.Request, req *client.SeedRequest, stmts []wal.
 	}
 	resp.RowsAffected, resp.LastInsertID = &affected, &lastID
 	if n := len(res.Results); n > 0 && len(res.Results[n-1].Columns) > 0 {
-		fillRows(resp, res.Results[n-1])
+		fillRows(resp, res.Results[n-1], req.BlobArray)
 	}
 	if len(res.Logged) > 0 {
 		c, _ := parseConcern(req.W, req.Applied) // checked when parsed
@@ -329,7 +329,10 @@ func (s *Server) forwardExec(r *http.Request, req *client.SeedRequest, stmts []w
 
 // fillRows puts a result's rows into the seed answer, with values exactly
 // as SQLite stores them.
-func fillRows(resp *client.SeedResponse, res db.Result) {
+// fillRows puts res's columns, types and rows in resp; with blobArray a
+// BLOB is an array of its byte values (as rqlite's ?blob_array), else
+// base64 text.
+func fillRows(resp *client.SeedResponse, res db.Result, blobArray bool) {
 	resp.Columns = res.Columns
 	resp.Types = make([]string, len(res.Types))
 	for i, t := range res.Types {
@@ -342,6 +345,14 @@ func fillRows(resp *client.SeedResponse, res db.Result) {
 	for i, row := range res.Rows {
 		vals := make([]any, len(row))
 		for j, v := range row {
+			if blobArray && v.Kind == wal.KindBlob {
+				b := make([]int, len(v.Blob))
+				for k, c := range v.Blob {
+					b[k] = int(c)
+				}
+				vals[j] = b
+				continue
+			}
 			vals[j] = jsonOf(v)
 		}
 		resp.Values[i] = vals

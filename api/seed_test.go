@@ -189,3 +189,19 @@ func TestSeedNamedParams(t *testing.T) {
 		t.Fatalf("refused writes were applied: %s rows", got)
 	}
 }
+
+// "blob_array" on POST / returns a BLOB as the array of its bytes, told
+// apart from text whatever the column's type; without it, base64 text.
+func TestSeedBlobArray(t *testing.T) {
+	srv, _ := mustRunMasterConfig(t, master.Config{})
+	for body, want := range map[string]string{
+		`{"command":"query","query":"SELECT x'00ff', 'AP8='","blob_array":true}`: `"values":[[[0,255],"AP8="]]`,
+		`{"command":"query","query":"SELECT x'00ff', 'AP8='"}`:                   `"values":[["AP8=","AP8="]]`,
+		`{"command":"exec","query":"SELECT x''","blob_array":true}`:              `"values":[[[]]]`,
+	} {
+		status, got := post(t, srv.URL(), []byte(body))
+		if status != 200 || !strings.Contains(string(got), want) {
+			t.Errorf("%s: %d %s, want %s", body, status, got, want)
+		}
+	}
+}

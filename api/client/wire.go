@@ -37,6 +37,9 @@ type SeedRequest struct {
 	// (--min-replicas); 0: no wait.
 	W       *int `json:"w,omitempty"`
 	Applied bool `json:"applied,omitempty"`
+	// BlobArray asks for BLOB values as arrays of their byte values
+	// (rqlite's ?blob_array), told apart from text; else base64 text.
+	BlobArray bool `json:"blob_array,omitempty"`
 }
 
 // ErrParamsShape is returned when a seed request's "params" is neither an

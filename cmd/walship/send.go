@@ -72,7 +72,7 @@ func runSend(ctx context.Context, cmd string, args []string, stdout, stderr io.W
 	if *minIndex > 0 && cmd != "query" {
 		return errors.New("--min-index is a read token: it goes with query")
 	}
-	resp, err := c.Seed(ctx, client.SeedRequest{Command: cmd, Query: args[0], Params: params, MinIndex: *minIndex})
+	resp, err := c.Seed(ctx, client.SeedRequest{Command: cmd, Query: args[0], Params: params, MinIndex: *minIndex, BlobArray: true})
 	if err != nil {
 		return nodeError(c.URL, err)
 	}

@@ -66,7 +66,6 @@ func TestSendFormats(t *testing.T) {
 		{[]string{"query", "--node", m.URL(), "SELECT ?", "-x"}, "flag provided but not defined: -x"},
 		{[]string{"query", "SELECT 1", "--node"}, "flag needs an argument: -node"},
 		{[]string{"query", "--node", "http://127.0.0.1:1", "SELECT 1"}, "cannot reach http://127.0.0.1:1: connect: connection refused"},
-		{[]string{"status", "a", "b"}, "unexpected arguments: b"},
 		{[]string{"shell", "a", "b"}, "unexpected arguments: b"},
 		{[]string{"shell", "--timeout", "0s"}, "--timeout must be positive"},
 		{[]string{"show", "--rows", "-1"}, "--rows must be 0 or more"},

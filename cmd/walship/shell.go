@@ -1004,7 +1004,7 @@ func (sh *shell) dump(ctx context.Context, tables []string) error {
 // query runs a read on the node once it has applied the shell's last
 // write.
 func (sh *shell) query(ctx context.Context, sql string, params ...any) (*client.SeedResponse, error) {
-	return sh.c.Seed(ctx, client.SeedRequest{Command: "query", Query: sql, Params: params, MinIndex: sh.token})
+	return sh.c.Seed(ctx, client.SeedRequest{Command: "query", Query: sql, Params: params, MinIndex: sh.token, BlobArray: true})
 }
 
 // tables lists the tables and views, those whose names match a LIKE
