@@ -3,7 +3,11 @@ package slave_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -263,3 +267,35 @@ func TestSlaveServesSnapshotItsLogFollows(t *testing.T) {
 		t.Fatalf("the follower of the slave holds %d rows, the master %d (want 1550)", got, want)
 	}
 }
+
+// A --master that answers the feed with 404 (a node that keeps no log to
+// serve) is said as such, not as an unreachable master.
+func TestSlaveSaysMasterServesNoLog(t *testing.T) {
+	nolog := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"error":"this node is not the master"}`))
+	}))
+	defer nolog.Close()
+	var logs syncLog
+	ts := mustOpenSlave(t, filepath.Join(t.TempDir(), "db.sqlite"), slave.Config{ID: "1", MasterURL: nolog.URL,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	waitFor(t, "the slave to say why it cannot follow", func() bool {
+		return strings.Contains(logs.String(), "serves no log to follow")
+	})
+	if strings.Contains(logs.String(), "master unreachable") {
+		t.Fatalf("a 404 is logged as an unreachable master:\n%s", logs.String())
+	}
+	if st := ts.s.Status(); st.State != "disconnected" || !strings.Contains(st.Err, "not the master") {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+// syncLog collects log lines from several goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *syncLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
