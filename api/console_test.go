@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -243,6 +244,28 @@ func TestCluster(t *testing.T) {
 	for _, q := range []string{"timeout=0s", "timeout=31s", "timeout=x"} {
 		if status, _, _ := do(t, http.MethodGet, srv.URL()+"/log/cluster?"+q, nil); status != http.StatusBadRequest {
 			t.Errorf("?%s: %d, want 400", q, status)
+		}
+	}
+}
+
+// /status says whether the node checks credentials, as rqlite's does.
+func TestStatusSaysAuth(t *testing.T) {
+	users := writeUsers(t, `[{"username":"ops","password":"ops-pw","perms":["status"]}]`)
+	for _, tc := range []struct {
+		users *auth.File
+		want  string
+	}{{nil, `"auth":"disabled"`}, {users, `"auth":"enabled"`}} {
+		srv, _ := mustRunMasterConfig(t, master.Config{}, func(s *api.Server) { s.Auth = tc.users })
+		req, _ := http.NewRequest(http.MethodGet, srv.URL()+"/status", nil)
+		req.SetBasicAuth("ops", "ops-pw")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), tc.want) {
+			t.Errorf("/status: %d %s, want %s", resp.StatusCode, body, tc.want)
 		}
 	}
 }

@@ -53,7 +53,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 			"raft":             map[string]any{"state": state, "applied_index": ls.AppliedIndex, "commit_index": ls.LastIndex},
 		},
 		"http": map[string]any{
-			"auth":  "disabled",
+			"auth":  authState(s.Auth != nil),
 			"queue": map[string]any{"_default": map[string]any{"sequence_number": s.queue.lastSeq.Load()}},
 		},
 		"log": ls,
@@ -107,4 +107,12 @@ func (s *Server) readiness(rl roles) (leader, store error) {
 		return s.masterReady(rl.m)
 	}
 	return s.slaveReady(rl.sl)
+}
+
+// authState is /status's http.auth, as rqlite says it.
+func authState(on bool) string {
+	if on {
+		return "enabled"
+	}
+	return "disabled"
 }
