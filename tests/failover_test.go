@@ -189,3 +189,29 @@ func TestFailoverOldMasterRejoins(t *testing.T) {
 		t.Fatalf("a node of epoch 2 asked by one that knows epoch 3: %d %s, want 409 fenced", resp.StatusCode, b)
 	}
 }
+
+// A slave takes the write path's flags for when it is promoted: with
+// --min-replicas 1 on every node, the new master's writes still wait for a
+// slave.
+func TestPromotedSlaveKeepsMinReplicas(t *testing.T) {
+	c := NewCluster(t)
+	min1 := WithArgs("--min-replicas", "1")
+	m := c.MustRunMaster(min1)
+	s1 := c.MustRunSlave(1, m, min1)
+	c.MustRunSlave(2, m, min1)
+	m.MustExec("CREATE TABLE t (v)")
+	if out, err := walship(t, "promote", "--node", s1.URL()); err != nil {
+		t.Fatalf("walship promote: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		status, body, err := s1.Post([]byte(`{"command":"exec","query":"INSERT INTO t VALUES (1)"}`))
+		if err == nil && status == 200 && strings.Contains(string(body), `"replicas":{"wanted":1,"received":1}`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a write at the promoted master: %d %s %v, want it answered once a slave held it", status, body, err)
+		}
+		time.Sleep(pollInterval) // ok: poll interval
+	}
+}

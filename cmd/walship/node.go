@@ -517,13 +517,10 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	data := fs.String("data", filepath.Join("walship-data", "master"), "data directory (log.db and db.sqlite)")
 	advertise := fs.String("advertise", "", "URL other nodes and clients use for this node (default: from --addr)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	writeTimeout := fs.Duration("write-timeout", 5*time.Second, "stop a write statement that runs longer (the one writer serves every client); -1ns: no limit")
 	queryTimeout := fs.Duration("query-timeout", api.DefaultQueryTimeout, "stop a read that takes longer, its wait for a read connection included; -1ns: no limit")
 	pprofAddr := fs.String("pprof", "", "address to serve Go's profiles on (/debug/pprof/), apart from the API; off by default")
 	logFlags := addLogFlags(fs)
 	snapCPU := fs.String("snapshot-cpu", "25%", "share of one core a snapshot may take while it is made (it waits the rest of the time), so that writes keep their pace; 100%: no limit")
-	verifyEvery := fs.Uint64("verify-every", DefaultVerifyEvery, "log a replica check after this many entries: every slave compares its content with the master's there, and stops applying (diverged) on a difference; 0: only when asked (POST /db/verify, walship verify)")
-	minFree := fs.String("min-free-space", "auto", "refuse writes (507) while the data volume has less free space: a size (256MiB), a share (5%), 0 for no check; auto: the smaller of 256MiB and 5%")
 	authFile := fs.String("auth", "", "credentials file: rqlite's JSON format ([{\"username\":…, \"password\":…, \"perms\":[…]}], passwords plain or bcrypt from walship passwd), re-read on SIGHUP; every request then needs a user holding the endpoint's permission (SECURITY.md); empty: open")
 	archiveDir := fs.String("archive", "", "copy every sealed log segment and every snapshot to this directory (a local disk or a mounted volume), for point-in-time restore (walship restore --archive); the log keeps what is not archived yet; off by default")
 	archiveEvery := fs.Duration("archive-every", master.DefaultArchiveEvery, "seal and archive the log's active segment once its oldest entry is this old: the archive lags the master by about this much at most")
@@ -532,16 +529,16 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 	archiveRetainSnaps := fs.Int("archive-retain-snapshots", 0, "keep the newest N archived snapshots and the log after the oldest of them; 0: no cap")
 	etcdFlags := addEtcdFlags(fs)
 	readyHeard, readyLag := addReadyFlags(fs)
+	writerFlags := addWriterFlags(fs, false)
 	peers := fs.String("peers", "", "the other nodes of the cluster, comma-separated URLs: at start the master asks them whether a master of a higher epoch replaced it (then it starts as that one's slave), and a promotion of this node tells them")
-	minReplicas := fs.Int("min-replicas", 0, "default write concern: answer a write once this many slaves hold it fsynced in their log (a write may ask otherwise with w=N); with 1 or more, losing the master alone loses no acknowledged write; 0: answer once the master has it")
-	minReplicasWait := fs.Duration("min-replicas-timeout", api.DefaultMinReplicasWait, "how long a write waits for --min-replicas slaves; then it is answered, committed, with the shortfall said")
 	var nodeTLS NodeTLS
 	addNodeTLSFlags(fs, &nodeTLS, false)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *minReplicas < 0 || *minReplicasWait <= 0 {
-		return errors.New("--min-replicas must be at least 0, --min-replicas-timeout above 0")
+	wf, err := writerFlags()
+	if err != nil {
+		return err
 	}
 	if *archiveRetainSnaps < 0 || *archiveEvery <= 0 || *archiveSnapshots == 0 {
 		return errors.New("--archive-retain-snapshots must be at least 0, --archive-every and --archive-snapshot-every above 0")
@@ -566,12 +563,12 @@ func runMaster(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	n, err := StartNode(NodeConfig{AuthFile: *authFile, Role: "master", ID: "master", Addr: *addr, Advertise: *advertise, Data: *data, Logger: logger,
-		WriteTimeout: *writeTimeout, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
+		WriteTimeout: wf.WriteTimeout, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
 		RetainEntries: lf.RetainEntries, RetainBytes: lf.RetainBytes, RetainFor: lf.RetainFor, SegmentBytes: lf.SegmentBytes,
-		CompactEvery: lf.CompactEvery, MinFree: *minFree, SnapshotCPU: snapShare, VerifyEvery: *verifyEvery,
+		CompactEvery: lf.CompactEvery, MinFree: wf.MinFree, SnapshotCPU: snapShare, VerifyEvery: wf.VerifyEvery,
 		ArchiveDir: *archiveDir, ArchiveEvery: *archiveEvery, ArchiveSnapshotEntries: *archiveSnapshots,
 		ArchiveRetainFor: *archiveRetainFor, ArchiveRetainSnapshots: *archiveRetainSnaps, TLS: nodeTLS,
-		MinReplicas: *minReplicas, MinReplicasWait: *minReplicasWait, Peers: splitURLs(*peers), Etcd: etcd,
+		MinReplicas: wf.MinReplicas, MinReplicasWait: wf.MinReplicasWait, Peers: splitURLs(*peers), Etcd: etcd,
 		ReadyHeard: *readyHeard, ReadyLag: *readyLag})
 	if err != nil {
 		return err
@@ -592,6 +589,7 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 	peers := fs.String("peers", "", "other nodes of the cluster, comma-separated URLs: asked for the master when this slave's goes silent, and told when this slave is promoted")
 	etcdFlags := addEtcdFlags(fs)
 	readyHeard, readyLag := addReadyFlags(fs)
+	writerFlags := addWriterFlags(fs, true)
 	data := fs.String("data", "", "data directory (default walship-data/slave-<id>)")
 	advertise := fs.String("advertise", "", "URL other nodes and clients use for this node (default: from --addr)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -620,6 +618,10 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	etcd, err := etcdFlags()
+	if err != nil {
+		return err
+	}
+	wf, err := writerFlags()
 	if err != nil {
 		return err
 	}
@@ -654,7 +656,9 @@ func runSlave(ctx context.Context, args []string, stderr io.Writer) error {
 		MasterURL: masters[0], Peers: append(masters[1:], splitURLs(*peers)...), Logger: logger, QueryTimeout: *queryTimeout, PprofAddr: *pprofAddr,
 		JoinFromSnapshot: *join, SnapshotCPU: snapShare, TLS: nodeTLS,
 		RetainEntries: lf.RetainEntries, RetainBytes: lf.RetainBytes, RetainFor: lf.RetainFor, SegmentBytes: lf.SegmentBytes,
-		CompactEvery: lf.CompactEvery, Etcd: etcd, ReadyHeard: *readyHeard, ReadyLag: *readyLag})
+		CompactEvery: lf.CompactEvery, Etcd: etcd, ReadyHeard: *readyHeard, ReadyLag: *readyLag,
+		WriteTimeout: wf.WriteTimeout, MinFree: wf.MinFree, VerifyEvery: wf.VerifyEvery,
+		MinReplicas: wf.MinReplicas, MinReplicasWait: wf.MinReplicasWait})
 	if err != nil {
 		return err
 	}
@@ -689,6 +693,38 @@ func addLogFlags(fs *flag.FlagSet) func() (logFlags, error) {
 			return lf, err
 		}
 		return lf, nil
+	}
+}
+
+// writerFlags are the flags of the write path: the master's, and a
+// slave's for when it is promoted (a node's role may switch).
+type writerFlags struct {
+	WriteTimeout    time.Duration
+	VerifyEvery     uint64
+	MinFree         string
+	MinReplicas     int
+	MinReplicasWait time.Duration
+}
+
+// addWriterFlags adds the write path's flags to fs (onSlave: said as
+// what the node does once promoted); the function it returns reads them
+// once fs is parsed.
+func addWriterFlags(fs *flag.FlagSet, onSlave bool) func() (writerFlags, error) {
+	when := ""
+	if onSlave {
+		when = "once this node is the master (promoted): "
+	}
+	writeTimeout := fs.Duration("write-timeout", 5*time.Second, when+"stop a write statement that runs longer (the one writer serves every client); -1ns: no limit")
+	verifyEvery := fs.Uint64("verify-every", DefaultVerifyEvery, when+"log a replica check after this many entries: every slave compares its content with the master's there, and stops applying (diverged) on a difference; 0: only when asked (POST /db/verify, walship verify)")
+	minFree := fs.String("min-free-space", "auto", when+"refuse writes (507) while the data volume has less free space: a size (256MiB), a share (5%), 0 for no check; auto: the smaller of 256MiB and 5%")
+	minReplicas := fs.Int("min-replicas", 0, when+"default write concern: answer a write once this many slaves hold it fsynced in their log (a write may ask otherwise with w=N); with 1 or more, losing the master alone loses no acknowledged write; 0: answer once the master has it. Give every node the same, so that it holds after a failover")
+	minReplicasWait := fs.Duration("min-replicas-timeout", api.DefaultMinReplicasWait, when+"how long a write waits for --min-replicas slaves; then it is answered, committed, with the shortfall said")
+	return func() (writerFlags, error) {
+		if *minReplicas < 0 || *minReplicasWait <= 0 {
+			return writerFlags{}, errors.New("--min-replicas must be at least 0, --min-replicas-timeout above 0")
+		}
+		return writerFlags{WriteTimeout: *writeTimeout, VerifyEvery: *verifyEvery, MinFree: *minFree,
+			MinReplicas: *minReplicas, MinReplicasWait: *minReplicasWait}, nil
 	}
 }
 

@@ -171,21 +171,18 @@ func (n *Node) peerClient(url string) *client.Client {
 }
 
 // masterConfig is the master's configuration; a node started as a slave
-// and promoted gets the defaults for the master's own flags.
+// takes the write path's flags too (--min-replicas …), for when it is
+// promoted; an archive is the master's alone.
 func (n *Node) masterConfig() (master.Config, error) {
 	cfg := n.cfg
 	minFree, err := cfg.minFreeBytes(cfg.Data)
 	if err != nil {
 		return master.Config{}, err
 	}
-	verifyEvery := cfg.VerifyEvery
-	if cfg.Role != "master" && verifyEvery == 0 {
-		verifyEvery = DefaultVerifyEvery
-	}
 	return master.Config{Logger: n.logger, OnCommit: n.metrics.ObserveCommit,
 		StatementTimeout: cfg.WriteTimeout, RetainEntries: cfg.RetainEntries, RetainBytes: cfg.RetainBytes,
 		RetainFor: cfg.RetainFor, CompactEvery: cfg.CompactEvery, Snapshots: n.snapshots, MinFreeBytes: minFree,
-		VerifyEvery: verifyEvery, CheckCPU: n.snapshots.CPUShare,
+		VerifyEvery: cfg.VerifyEvery, CheckCPU: n.snapshots.CPUShare,
 		Archive: n.arch, ArchiveEvery: cfg.ArchiveEvery, ArchiveSnapshotEntries: cfg.ArchiveSnapshotEntries,
 		OnFenced: n.onFenced, Gate: n.writeGate(), OnApplyFailure: n.metrics.ObserveApplyFailure}, nil
 }
