@@ -156,15 +156,7 @@ func TestDemo(t *testing.T) {
 	if got := send("query", "--node", slave2, "SELECT count(*) AS n FROM users"); !strings.Contains(got, `"n"`) || !strings.Contains(got, "2") {
 		t.Fatalf("query: %s", got)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("demo ended with %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("demo did not stop")
-	}
+	stopDemo(t, cancel, done)
 }
 
 // walship demo --failover runs etcd in the process and gives every node
@@ -241,15 +233,7 @@ func TestDemoFailover(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // ok: poll interval
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("demo ended with %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("demo did not stop")
-	}
+	stopDemo(t, cancel, done)
 }
 
 // A second demo on the same data says it reuses it, and at which index;
@@ -341,5 +325,20 @@ func TestDemoReuseAndFresh(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(data, "master", "db.sqlite")); err != nil {
 		t.Fatalf("a refused --fresh removed the master's data: %v", err)
+	}
+}
+
+// stopDemo cancels a demo and fails the test unless it ends cleanly
+// within 20 s.
+func stopDemo(t *testing.T, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo ended with %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("demo did not stop")
 	}
 }
